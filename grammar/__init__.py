@@ -1,0 +1,1 @@
+"""The lasm grammar (syntax only), shipped as package data of lpuasm."""

@@ -1,0 +1,115 @@
+"""The ``.lpu`` binary image: what the assembler produces and the simulator loads.
+
+This module holds the in-memory :class:`Image`; :mod:`lpuasm.imagefile` turns it
+into bytes and back (format: docs/image-format.md).
+
+Canonical order: every list in an image is kept sorted (constants and labels by
+name, data by address, text by queue id), so that two assemblies of the same
+program, in whatever source order, give byte-identical files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import isa
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class DataSymbol:
+    """A named tensor in SRAM.
+
+    Layout: a tensor of shape (rows, cols) and dtype of b bytes occupies
+    ``tiles * rows * b`` consecutive words of one bank of one slice from ``addr``,
+    where ``tiles = ceil(cols / lanes)``.  Word ``(t * rows + r) * b + k`` holds
+    byte k (little-endian byte plane k) of elements ``t*lanes .. t*lanes+lanes-1``
+    of row r, zero-padded past ``cols``.  ``init`` is None for reserved space
+    (``.space``), else a uint8 array of shape (nwords, lanes).
+    """
+
+    name: str
+    addr: int  # an isa addr code
+    dtype: str
+    rows: int
+    cols: int
+    init: np.ndarray | None = None
+
+    def nwords(self, lanes: int) -> int:
+        return -(-self.cols // lanes) * self.rows * isa.DTYPE_BYTES[self.dtype]
+
+
+@dataclass
+class ConstSymbol:
+    """A compile-time constant (``.equ`` / ``.set``)."""
+
+    name: str
+    value: int | float
+
+
+@dataclass
+class LabelSymbol:
+    """A label: the ``index``-th instruction (NOP words not counted) of ``queue``.
+    ``queue`` is -1 for a label after the last instruction."""
+
+    name: str
+    queue: int
+    index: int
+
+
+@dataclass
+class MacroFrame:
+    """One link of a macro-expansion chain: expanded from ``macro`` called at
+    file/line/col; ``parent`` is the index of the enclosing frame, or -1."""
+
+    macro: str
+    file: int
+    line: int
+    col: int
+    parent: int = -1
+
+
+@dataclass
+class SourceMap:
+    """Where every instruction came from.  One row per instruction (NOP words
+    excluded), rows ordered by queue id then position in the queue.  ``chain``
+    is an index into ``frames`` or -1."""
+
+    files: list[str] = field(default_factory=list)
+    file: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
+    line: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint32))
+    col: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint16))
+    chain: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    frames: list[MacroFrame] = field(default_factory=list)
+
+
+@dataclass
+class Image:
+    """An assembled program for one chip configuration."""
+
+    config_name: str
+    config_hash: bytes
+    text: dict[int, np.ndarray]  # queue id -> uint64 words (NOP-compressed)
+    data: list[DataSymbol] = field(default_factory=list)
+    consts: list[ConstSymbol] = field(default_factory=list)
+    labels: list[LabelSymbol] = field(default_factory=list)
+    srcmap: SourceMap = field(default_factory=SourceMap)
+    version: int = FORMAT_VERSION
+
+    def instruction_count(self) -> int:
+        """Instructions in the text, NOP words excluded."""
+        return sum(int(np.count_nonzero((w & np.uint64(0xFF)) != isa.NOP.opcode)) for w in self.text.values())
+
+    def word_count(self) -> int:
+        return sum(len(w) for w in self.text.values())
+
+    def srcmap_offsets(self) -> dict[int, int]:
+        """Row of the source map where each queue's instructions start."""
+        offsets, row = {}, 0
+        for q in sorted(self.text):
+            offsets[q] = row
+            row += int(np.count_nonzero((self.text[q] & np.uint64(0xFF)) != isa.NOP.opcode))
+        return offsets

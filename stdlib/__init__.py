@@ -1,0 +1,1 @@
+"""The lpuasm macro library, shipped as package data of lpuasm."""
