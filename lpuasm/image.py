@@ -106,6 +106,34 @@ class Image:
     def word_count(self) -> int:
         return sum(len(w) for w in self.text.values())
 
+    def equals(self, other: "Image") -> bool:
+        """Same content (arrays compared by value, NaN constants equal by bits);
+        lists are compared in order, so compare canonical images."""
+        def arrays(a, b) -> bool:
+            a, b = np.asarray(a), np.asarray(b)
+            return a.shape == b.shape and a.dtype == b.dtype and bool(np.array_equal(a, b))
+
+        def value(v):
+            return ("f", np.float64(v).tobytes()) if isinstance(v, (float, np.floating)) else ("i", int(v))
+
+        s, o = self.srcmap, other.srcmap
+        return (
+            self.config_name == other.config_name
+            and bytes(self.config_hash) == bytes(other.config_hash)
+            and self.version == other.version
+            and list(self.text) == list(other.text)
+            and all(arrays(self.text[q], other.text[q]) for q in self.text)
+            and len(self.data) == len(other.data)
+            and all((a.name, a.addr, a.dtype, a.rows, a.cols) == (b.name, b.addr, b.dtype, b.rows, b.cols)
+                    and (a.init is None) == (b.init is None)
+                    and (a.init is None or arrays(a.init, b.init))
+                    for a, b in zip(self.data, other.data))
+            and [(c.name, value(c.value)) for c in self.consts] == [(c.name, value(c.value)) for c in other.consts]
+            and self.labels == other.labels
+            and s.files == o.files and s.frames == o.frames
+            and all(arrays(getattr(s, a), getattr(o, a)) for a in ("file", "line", "col", "chain"))
+        )
+
     def srcmap_offsets(self) -> dict[int, int]:
         """Row of the source map where each queue's instructions start."""
         offsets, row = {}, 0

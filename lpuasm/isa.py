@@ -44,7 +44,7 @@ class Kind:
 
 
 KINDS = {k.name: k for k in (
-    Kind("queue", 8, True, "an instruction queue: icu, w0..w43, e0..e43, alu0..alu15, mxm0..mxm3, sxmw, sxme, c2c0..c2c15"),
+    Kind("queue", 8, True, "an instruction queue: icu, w<slice>, e<slice>, alu<i>, mxm<i>, sxmw, sxme, c2c<i> (ranges depend on the chip config)"),
     Kind("stream", 6, False, "a stream register: s<N>e (eastward) or s<N>w (westward); bits 0-4 index, bit 5 direction (1 = west)"),
     Kind("addr", 20, True, "an SRAM word: <W|E><slice>.b<bank>[offset] or symbol[offset]; bits: offset 0-11, bank 12, slice 13-18, hemisphere 19 (1 = east)"),
     Kind("alu", 4, True, "a VXM ALU: alu0..alu15"),
@@ -120,10 +120,12 @@ class Instr:
     def syntax(self) -> str:
         """Assembly syntax, e.g. ``vadd.<dt> a, b, d [, alu]``."""
         head = self.mnemonic + "".join(".<dt>" if i == 0 else ".<dt2>" for i in range(self.nsuffixes))
-        parts = []
-        for op in self.operands:
-            parts.append(f"[{op.name}]" if op.optional else op.name)
-        return head + (" " + ", ".join(parts) if parts else "")
+        required = [op.name for op in self.operands if not op.optional]
+        optional = [op.name for op in self.operands if op.optional]
+        text = head + (" " + ", ".join(required) if required else "")
+        for name in optional:
+            text += f" [, {name}]" if required else f" [{name}]"
+        return text
 
 
 def _ops(spec: str) -> tuple[Operand, ...]:

@@ -1,0 +1,202 @@
+"""The ``lpuasm`` command line.  ``main(argv) -> int`` so tests can call it.
+
+Exit codes: 0 success, 1 bad input (diagnostics on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() returns the code."""
+
+    def exit(self, status=0, message=None):
+        if message:
+            (sys.stderr if status else sys.stdout).write(message)
+        raise _Exit(status)
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Exit(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lpuasm", description="Assembler, simulator and debugger for a simulated Groq-style LPU.")
+    p.add_argument("--version", action="version", version=f"lpuasm {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    a = sub.add_parser("asm", help="assemble a .lasm file into a .lpu image",
+                       description="Assemble FILE.lasm into a binary image (default: FILE.lpu).")
+    a.add_argument("file", metavar="FILE.lasm")
+    a.add_argument("-o", "--output", metavar="OUT.lpu", help="image to write (default: FILE.lpu)")
+    a.add_argument("--listing", metavar="FILE", help="write a listing (cycle, queue, word, source) to FILE ('-' = stdout)")
+    a.add_argument("--symbols", metavar="FILE", help="write the symbol map to FILE ('-' = stdout)")
+    a.add_argument("-I", dest="include", action="append", default=[], metavar="DIR", help="add DIR to the include path")
+    a.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE", help="define a constant")
+    _config_arg(a)
+    a.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+
+    d = sub.add_parser("disasm", help="disassemble a .lpu image into source",
+                       description="Print source that re-assembles to a byte-identical image.")
+    d.add_argument("file", metavar="FILE.lpu")
+    d.add_argument("-o", "--output", metavar="OUT.lasm", help="write to OUT.lasm instead of stdout")
+    _config_arg(d, "chip config of an image built for a config file (built-in ones are recognised)")
+
+    i = sub.add_parser("isa", help="instruction set reference",
+                       description="List the instruction set, or describe one instruction, from the instruction table.")
+    i.add_argument("mnemonic", nargs="?", metavar="MNEMONIC")
+    i.add_argument("--markdown", action="store_true", help="print the whole reference as Markdown (docs/isa.md)")
+
+    m = sub.add_parser("demo", help="the main job: assemble, verify and report on a generated program",
+                       description="Generate a streaming kernel, assemble it, load the image back with every check, "
+                                   "disassemble and re-assemble it, verify the images are byte-identical, and report.")
+    _config_arg(m)
+    m.add_argument("--size", type=int, default=64, metavar="N", help="vectors per MEM slice (default 64)")
+    m.add_argument("--keep", metavar="DIR", help="keep the generated source and images in DIR")
+    return p
+
+
+def _config_arg(p, help_text="chip config: tsp-v1 (default), tiny, or a .toml/.json file"):
+    p.add_argument("--config", metavar="NAME|FILE", help=help_text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .diagnostics import LpuError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return _COMMANDS[args.command](args)
+    except _Exit as e:
+        return e.code
+    except LpuError as e:
+        print(e.render(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lpuasm: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def main_entry() -> None:
+    sys.exit(main())
+
+
+# ---- commands --------------------------------------------------------------------
+def _load_config(spec):
+    from .config import ConfigError, load
+    from .diagnostics import LpuError
+
+    try:
+        return load(spec) if spec else None
+    except ConfigError as e:
+        raise LpuError(str(e)) from None
+
+
+def _write_text(path: str, text: str) -> None:
+    from .diagnostics import LpuError
+
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        Path(path).write_text(text)
+    except OSError as e:
+        raise LpuError(f"cannot write {path}: {e.strerror}") from None
+
+
+def cmd_asm(args) -> int:
+    from . import imagefile
+    from .assembler import assemble_file
+    from .diagnostics import LpuError
+    from .listing import listing, symbol_map
+    from .lower import parse_define
+
+    config = _load_config(args.config)
+    defines = {}
+    for text in args.define:
+        try:
+            name, value = parse_define(text)
+        except ValueError as e:
+            raise LpuError(str(e)) from None
+        defines[name] = value
+    for d in args.include:
+        if not Path(d).is_dir():
+            raise LpuError(f"-I {d}: not a directory")
+    asm = assemble_file(args.file, config=config, include_dirs=args.include, defines=defines)
+    for w in asm.warnings:
+        print(w.render(asm.sources), file=sys.stderr)
+    out = args.output or str(Path(args.file).with_suffix(".lpu"))
+    blob = imagefile.to_bytes(asm.image)
+    try:
+        Path(out).write_bytes(blob)
+    except OSError as e:
+        raise LpuError(f"cannot write {out}: {e.strerror}") from None
+    if args.listing:
+        _write_text(args.listing, listing(asm.image, asm.config, asm.sources))
+    if args.symbols:
+        _write_text(args.symbols, symbol_map(asm.image, asm.config))
+    if not args.quiet:
+        n = asm.image.instruction_count()
+        last = int((asm.cycles.max() + 1) if len(asm.cycles) else 0)
+        print(f"{out}: {n} instruction{'s' * (n != 1)} on {len(asm.image.text)} queue"
+              f"{'s' * (len(asm.image.text) != 1)}, issue ends at cycle {last}, "
+              f"{len(blob)} bytes, chip {asm.config.name}")
+    return 0
+
+
+def cmd_disasm(args) -> int:
+    from . import imagefile
+    from .diagnostics import LpuError
+    from .disasm import config_of, disassemble
+
+    config = _load_config(args.config)
+    image = imagefile.load(args.file, config)
+    cfg = config or config_of(image)
+    if cfg is None:
+        raise LpuError(f"{args.file}: built for chip config '{image.config_name}', which is not built in; "
+                       f"give its file with --config")
+    text = disassemble(image, cfg, Path(args.file).name)
+    if args.output:
+        _write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_isa(args) -> int:
+    from . import isadoc
+    from .diagnostics import LpuError
+
+    if args.markdown:
+        sys.stdout.write(isadoc.markdown())
+        return 0
+    try:
+        sys.stdout.write(isadoc.text(args.mnemonic))
+    except KeyError:
+        hint = isadoc.suggest(args.mnemonic)
+        raise LpuError(f"unknown mnemonic '{args.mnemonic}'" + (f"; {hint}" if hint else "")) from None
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(_load_config(args.config), args.size, args.keep)
+
+
+_COMMANDS = {"asm": cmd_asm, "disasm": cmd_disasm, "isa": cmd_isa, "demo": cmd_demo}

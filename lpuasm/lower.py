@@ -1,0 +1,614 @@
+"""Lowering: syntax tree -> IR.
+
+Walks the statements of a file (following ``.include``), evaluates directives
+and compile-time expressions, checks every instruction against the instruction
+table and the chip config, and appends encoded rows to an :class:`IRBuilder`.
+Errors are collected with their spans; lowering goes on after an error so that
+one run reports as many as it can.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from . import isa
+from .config import ChipConfig
+from .diagnostics import Diagnostic, Diagnostics, did_you_mean
+from .directives import DIRECTIVES, RESERVED
+from .expr import BUILTIN_CONSTANTS, ExprError, evaluate
+from .image import DataSymbol
+from .ir import IR, PIN_ABS, PIN_NONE, PIN_REL, IRBuilder
+from .syntax import Directive, Indexed, Instruction, KwArg, Label, ListLit, Name, Span, Str
+
+STREAM_RE = re.compile(r"s(\d+)([ew])$", re.I)
+SLICE_RE = re.compile(r"([we])(\d+)\.b(\d+)$", re.I)
+UNIT_RES = {
+    "alu": re.compile(r"alu(\d+)$", re.I),
+    "plane": re.compile(r"mxm(\d+)$", re.I),
+    "link": re.compile(r"c2c(\d+)$", re.I),
+    "sxm": re.compile(r"sxm([we])$", re.I),
+}
+RESERVED_RE = re.compile(r"(s\d+[ew]|[we]\d+|alu\d+|mxm\d+|c2c\d+|sxm[we]|icu|i8|i16|i32|f16|f32)$", re.I)
+_UNIT_WORDS = {"alu": ("an ALU", "alu"), "plane": ("an MXM plane", "mxm"), "link": ("a C2C link", "c2c"),
+               "sxm": ("an SXM", "sxm")}
+NUMPY_DTYPES = {"i8": np.int8, "i16": np.int16, "i32": np.int32, "f16": np.float16, "f32": np.float32}
+MAX_INCLUDE_DEPTH = 64
+
+
+class Fatal(Exception):
+    """Stop lowering (the diagnostic is already recorded)."""
+
+
+def tensor_to_words(values: np.ndarray, dtype: str, lanes: int) -> np.ndarray:
+    """Lay a 2-D tensor out as SRAM words (see image.DataSymbol for the layout)."""
+    rows, cols = values.shape
+    b = isa.DTYPE_BYTES[dtype]
+    tiles = -(-cols // lanes)
+    padded = np.zeros((rows, tiles * lanes), dtype=NUMPY_DTYPES[dtype])
+    padded[:, :cols] = values
+    # (rows, tiles, lanes, b) little-endian bytes -> (tiles, rows, b, lanes)
+    raw = padded.astype(padded.dtype.newbyteorder("<")).view(np.uint8).reshape(rows, tiles, lanes, b)
+    return np.ascontiguousarray(raw.transpose(1, 0, 3, 2)).reshape(tiles * rows * b, lanes)
+
+
+def words_to_tensor(words: np.ndarray, dtype: str, rows: int, cols: int) -> np.ndarray:
+    """Inverse of :func:`tensor_to_words`."""
+    lanes = words.shape[1]
+    b = isa.DTYPE_BYTES[dtype]
+    tiles = -(-cols // lanes)
+    raw = words.reshape(tiles, rows, b, lanes).transpose(1, 0, 3, 2)
+    vals = np.ascontiguousarray(raw).view(np.dtype(NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(rows, tiles * lanes)
+    return vals[:, :cols].astype(NUMPY_DTYPES[dtype])
+
+
+class Lowerer:
+    """Lowers one program (a main file and what it includes) to IR."""
+
+    def __init__(self, config: ChipConfig, diags: Diagnostics, include_dirs=(), defines=None,
+                 parse=None) -> None:
+        self.config = config
+        self.diags = diags
+        self.include_dirs = [Path(d) for d in include_dirs]
+        self.parse = parse
+        self.builder = IRBuilder(config)
+        self.consts: dict[str, int | float] = {}
+        self.const_kind: dict[str, str] = {}  # name -> "equ" | "set" | "define"
+        self.defined_at: dict[str, Span | None] = {}
+        self.data: dict[str, DataSymbol] = {}
+        self.labels: dict[str, int] = {}
+        self.pending_labels: list[str] = []
+        self.last_row_of_queue: dict[int, tuple[isa.Instr, int]] = {}  # queue -> (row, word)
+        self.loc_override: tuple[str, int, int] | None = None
+        self.include_stack: list[Path] = []
+        self.predefined = {
+            "LANES": config.lanes,
+            "SUPERLANES": config.superlanes,
+            "SLICES": config.mem_slices_per_hemisphere,
+            "BANKS": config.banks_per_slice,
+            "WORDS": config.words_per_bank,
+            "STREAMS": config.streams_per_direction,
+        }
+        for name, value in (defines or {}).items():
+            self.consts[name] = value
+            self.const_kind[name] = "define"
+            self.defined_at[name] = None
+
+    # ---- driver -----------------------------------------------------------------
+    def lower_file(self, statements, path: Path | None) -> None:
+        if path is not None:
+            self.include_stack.append(path.resolve())
+        try:
+            for st in statements:
+                try:
+                    if isinstance(st, Label):
+                        self.label(st)
+                    elif isinstance(st, Instruction):
+                        self.instruction(st)
+                    elif isinstance(st, Directive):
+                        self.directive(st)
+                except ExprError as e:
+                    self.diags.error(e.message, e.span, e.hint)
+                except Fatal:
+                    pass
+        finally:
+            if path is not None:
+                self.include_stack.pop()
+
+    def finish(self) -> IR:
+        end = len(self.builder)
+        for name in self.pending_labels:
+            self.labels[name] = end
+        return self.builder.finish(
+            data=sorted(self.data.values(), key=lambda d: d.addr),
+            consts=dict(self.consts),
+            labels=dict(self.labels),
+        )
+
+    # ---- names --------------------------------------------------------------------
+    def fail(self, message: str, span: Span, hint: str | None = None, notes=None):
+        self.diags.error(message, span, hint, notes)
+        raise Fatal
+
+    def check_new_name(self, name: str, span: Span, kind: str) -> None:
+        if RESERVED_RE.match(name):
+            self.fail(f"'{name}' is a register, unit or dtype name and cannot name a {kind}", span)
+        if name in self.predefined or name in BUILTIN_CONSTANTS:
+            self.fail(f"'{name}' is a predefined constant and cannot name a {kind}", span)
+        where = None
+        if name in self.labels or name in self.pending_labels:
+            where = "label"
+        elif name in self.data:
+            where = "data symbol"
+        elif name in self.consts and not (kind == "constant" and self.const_kind.get(name) == "set"):
+            where = "constant"
+        if where:
+            prev = self.defined_at.get(name)
+            notes = [Diagnostic("note", "previously defined here", prev)] if prev else []
+            hint = "it was defined with -D on the command line" if prev is None and self.const_kind.get(name) == "define" else None
+            self.fail(f"'{name}' is already defined as a {where}", span, hint, notes)
+
+    def lookup(self, node: Name) -> int | float:
+        name = node.name
+        if name in self.consts:
+            return self.consts[name]
+        if name in self.predefined:
+            return self.predefined[name]
+        if name in BUILTIN_CONSTANTS:
+            return BUILTIN_CONSTANTS[name]
+        if name in self.data:
+            raise ExprError(f"'{name}' is a data symbol, not a number", node.span,
+                            "data symbols are SRAM addresses; use them as address operands")
+        if name in self.labels or name in self.pending_labels:
+            raise ExprError(f"label '{name}' cannot be used in an expression", node.span)
+        candidates = list(self.consts) + list(self.predefined)
+        raise ExprError(f"undefined symbol '{name}'", node.span, did_you_mean(name, candidates))
+
+    def value(self, node, what: str = "a number") -> int | float:
+        if isinstance(node, (Str, ListLit, KwArg, Indexed)):
+            self.fail(f"expected {what}", node.span)
+        return evaluate(node, self.lookup)
+
+    def integer(self, node, what: str = "an integer", lo: int | None = None, hi: int | None = None) -> int:
+        v = self.value(node, what)
+        if isinstance(v, float):
+            if v.is_integer():
+                v = int(v)
+            else:
+                self.fail(f"expected {what}, got {v:g}", node.span)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            self.fail(f"{what} {v} is out of range ({rng})", node.span)
+        return v
+
+    # ---- labels -------------------------------------------------------------------
+    def label(self, st: Label) -> None:
+        self.check_new_name(st.name, st.span, "label")
+        self.pending_labels.append(st.name)
+        self.defined_at[st.name] = st.span
+
+    # ---- directives -------------------------------------------------------------------
+    def directive(self, st: Directive) -> None:
+        handler = getattr(self, f"d_{st.name}", None)
+        if handler is None or st.name not in DIRECTIVES:
+            if st.name in RESERVED:
+                self.fail(f"'.{st.name}' is not supported yet (macros come with the stdlib)", st.span)
+            self.fail(f"unknown directive '.{st.name}'", st.span, did_you_mean(st.name, DIRECTIVES))
+        handler(st)
+
+    def nargs(self, st: Directive, lo: int, hi: int, usage: str) -> None:
+        if not lo <= len(st.args) <= hi:
+            self.fail(f"'.{st.name}' expects {usage}", st.span)
+        for a in st.args:
+            if isinstance(a, KwArg):
+                self.fail(f"'.{st.name}' takes no keyword arguments", a.span)
+
+    def name_arg(self, node) -> str:
+        if not isinstance(node, Name):
+            self.fail("expected a name", node.span)
+        return node.name
+
+    def d_equ(self, st: Directive) -> None:
+        self.nargs(st, 2, 2, "NAME, VALUE")
+        name = self.name_arg(st.args[0])
+        self.check_new_name(name, st.args[0].span, "constant")
+        self.consts[name] = self.value(st.args[1])
+        self.const_kind[name] = "equ"
+        self.defined_at[name] = st.args[0].span
+
+    def d_set(self, st: Directive) -> None:
+        self.nargs(st, 2, 2, "NAME, VALUE")
+        name = self.name_arg(st.args[0])
+        if self.const_kind.get(name) != "set":
+            self.check_new_name(name, st.args[0].span, "constant")
+        self.consts[name] = self.value(st.args[1])
+        self.const_kind[name] = "set"
+        self.defined_at[name] = st.args[0].span
+
+    def d_chip(self, st: Directive) -> None:
+        pass  # handled by the assembler before lowering starts (see assembler.chip_directive)
+
+    def d_loc(self, st: Directive) -> None:
+        self.nargs(st, 3, 3, '"FILE", LINE, COL')
+        if not isinstance(st.args[0], Str):
+            self.fail("expected a file name string", st.args[0].span)
+        self.loc_override = (st.args[0].value, self.integer(st.args[1], "line", 1, 2**32 - 1),
+                             self.integer(st.args[2], "column", 1, 2**16 - 1))
+
+    def resolve_path(self, name: str, span: Span, stdlib: bool) -> Path:
+        base = Path(span.file).parent
+        candidates = [base / name] + [d / name for d in self.include_dirs]
+        if stdlib:
+            from .assembler import stdlib_dir
+            candidates.append(stdlib_dir() / name)
+        for c in candidates:
+            if c.is_file():
+                return c
+        searched = ", ".join(str(c.parent) for c in candidates)
+        self.fail(f"cannot find '{name}'", span, f"searched {searched}; add a directory with -I")
+
+    def d_include(self, st: Directive) -> None:
+        self.nargs(st, 1, 1, '"FILE"')
+        if not isinstance(st.args[0], Str):
+            self.fail("expected a file name string", st.args[0].span)
+        path = self.resolve_path(st.args[0].value, st.args[0].span, stdlib=True)
+        if path.resolve() in self.include_stack:
+            chain = " -> ".join(p.name for p in self.include_stack + [path])
+            self.fail(f"include cycle: {chain}", st.span)
+        if len(self.include_stack) >= MAX_INCLUDE_DEPTH:
+            self.fail(f"includes nested deeper than {MAX_INCLUDE_DEPTH}", st.span)
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            self.fail(f"cannot read '{path}': {getattr(exc, 'strerror', None) or exc}", st.args[0].span)
+        statements = self.parse(text, str(path), self.diags.sources)
+        for inner in statements:
+            if isinstance(inner, Directive) and inner.name == "chip":
+                self.diags.error("'.chip' must be in the main file", inner.span)
+        self.lower_file(statements, path)
+
+    def slice_address(self, node) -> tuple[int, Span]:
+        """An explicit ``W3.b1[16]`` address: (addr code, span)."""
+        if not isinstance(node, Indexed) or not SLICE_RE.match(node.base):
+            self.fail("expected an SRAM address like W3.b0[16]", node.span)
+        return self.explicit_address(node), node.span
+
+    def explicit_address(self, node: Indexed) -> int:
+        m = SLICE_RE.match(node.base)
+        east = m.group(1).lower() == "e"
+        slice_, bank = int(m.group(2)), int(m.group(3))
+        cfg = self.config
+        if slice_ >= cfg.mem_slices_per_hemisphere:
+            self.fail(f"slice {m.group(1).upper()}{slice_} does not exist on chip '{cfg.name}' "
+                      f"(it has {m.group(1).upper()}0..{m.group(1).upper()}{cfg.mem_slices_per_hemisphere - 1})", node.span)
+        if bank >= cfg.banks_per_slice:
+            self.fail(f"bank b{bank} does not exist (banks are b0..b{cfg.banks_per_slice - 1})", node.span)
+        offset = self.integer(node.index, "word offset", 0, cfg.words_per_bank - 1)
+        return isa.addr_code(east, slice_, bank, offset)
+
+    def dtype_arg(self, node) -> str:
+        if not isinstance(node, Name) or node.name.lower() not in isa.DTYPES:
+            self.fail("expected a dtype (i8, i16, i32, f16, f32)", node.span)
+        return node.name.lower()
+
+    def define_data(self, name_node, addr: int, addr_span: Span, dtype: str, rows: int, cols: int,
+                    init: np.ndarray | None) -> None:
+        name = self.name_arg(name_node)
+        self.check_new_name(name, name_node.span, "data symbol")
+        sym = DataSymbol(name, addr, dtype, rows, cols, init)
+        n = sym.nwords(self.config.lanes)
+        east, slice_, bank, offset = isa.addr_parts(addr)
+        if offset + n > self.config.words_per_bank:
+            self.fail(f"'{name}' needs {n} words from offset {offset}, past the end of the bank "
+                      f"({self.config.words_per_bank} words)", addr_span)
+        for other in self.data.values():
+            oe, os_, ob, oo = isa.addr_parts(other.addr)
+            if (oe, os_, ob) == (east, slice_, bank):
+                on = other.nwords(self.config.lanes)
+                if offset < oo + on and oo < offset + n:
+                    self.fail(f"'{name}' (words {offset}..{offset + n - 1}) overlaps '{other.name}' "
+                              f"(words {oo}..{oo + on - 1}) in {isa.addr_name(addr).split('[')[0]}", addr_span,
+                              notes=[Diagnostic("note", f"'{other.name}' defined here", self.defined_at.get(other.name))])
+        self.data[name] = sym
+        self.defined_at[name] = name_node.span
+
+    def convert_values(self, values: np.ndarray, dtype: str, span: Span) -> np.ndarray:
+        target = NUMPY_DTYPES[dtype]
+        if dtype in isa.INT_DTYPES:
+            if values.dtype.kind == "f":
+                if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
+                    self.fail(f"values for {dtype} must be integers", span)
+            info = np.iinfo(target)
+            if values.size and (values.min() < info.min or values.max() > info.max):
+                self.fail(f"value out of range for {dtype} ({info.min}..{info.max})", span)
+            return values.astype(target)
+        with np.errstate(over="ignore"):
+            out = values.astype(target)
+        if np.any(np.isinf(out) & np.isfinite(values.astype(np.float64))):
+            self.fail(f"value too large for {dtype}", span)
+        return out
+
+    def list_values(self, node) -> np.ndarray:
+        if not isinstance(node, ListLit):
+            return np.array([[self.value(node)]])
+        rows = []
+        nested = [isinstance(i, ListLit) for i in node.items]
+        if any(nested) and not all(nested):
+            self.fail("mix of numbers and lists; give a list of numbers or a list of rows", node.span)
+        if not node.items:
+            self.fail("empty data list", node.span)
+        if all(nested):
+            for item in node.items:
+                row = []
+                for v in item.items:
+                    if isinstance(v, ListLit):
+                        self.fail("data lists nest at most two deep (rows of numbers)", v.span)
+                    row.append(self.value(v))
+                rows.append(row)
+            width = len(rows[0])
+            for item, row in zip(node.items, rows):
+                if len(row) != width:
+                    self.fail(f"row has {len(row)} values, the first row has {width}", item.span)
+        else:
+            rows = [[self.value(v) for v in node.items]]
+        if not rows[0]:
+            self.fail("empty data row", node.span)
+        kinds = {type(v) for row in rows for v in row}
+        return np.array(rows, dtype=np.float64 if float in kinds else np.int64)
+
+    def d_data(self, st: Directive) -> None:
+        self.nargs(st, 4, 4, "NAME, ADDRESS, DTYPE, VALUES")
+        addr, addr_span = self.slice_address(st.args[1])
+        dtype = self.dtype_arg(st.args[2])
+        values = self.convert_values(self.list_values(st.args[3]), dtype, st.args[3].span)
+        rows, cols = values.shape
+        self.define_data(st.args[0], addr, addr_span, dtype, rows, cols,
+                         tensor_to_words(values, dtype, self.config.lanes))
+
+    def d_npy(self, st: Directive) -> None:
+        self.nargs(st, 3, 4, 'NAME, ADDRESS, "FILE.npy" [, DTYPE]')
+        addr, addr_span = self.slice_address(st.args[1])
+        if not isinstance(st.args[2], Str):
+            self.fail("expected a .npy file name string", st.args[2].span)
+        path = self.resolve_path(st.args[2].value, st.args[2].span, stdlib=False)
+        try:
+            values = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            self.fail(f"cannot load '{path}': {exc}", st.args[2].span)
+        if values.ndim == 1:
+            values = values[None, :]
+        if values.ndim != 2 or values.size == 0:
+            self.fail(f"'{path}' holds an array of shape {values.shape}; expected 1-D or 2-D, not empty", st.args[2].span)
+        if len(st.args) == 4:
+            dtype = self.dtype_arg(st.args[3])
+        else:
+            by_numpy = {np.dtype(v).name: k for k, v in NUMPY_DTYPES.items()}
+            dtype = by_numpy.get(values.dtype.name)
+            if dtype is None:
+                self.fail(f"'{path}' holds {values.dtype.name}; give the dtype to convert to", st.args[2].span)
+        if values.dtype.kind not in "iufb":
+            self.fail(f"'{path}' holds {values.dtype.name}, not numbers", st.args[2].span)
+        values = self.convert_values(values.astype(np.float64 if values.dtype.kind == "f" else np.int64),
+                                     dtype, st.args[2].span)
+        rows, cols = values.shape
+        self.define_data(st.args[0], addr, addr_span, dtype, rows, cols,
+                         tensor_to_words(values, dtype, self.config.lanes))
+
+    def d_space(self, st: Directive) -> None:
+        self.nargs(st, 4, 5, "NAME, ADDRESS, DTYPE, ROWS [, COLS]")
+        addr, addr_span = self.slice_address(st.args[1])
+        dtype = self.dtype_arg(st.args[2])
+        rows = self.integer(st.args[3], "row count", 1, 1 << 24)
+        cols = self.integer(st.args[4], "column count", 1, 1 << 24) if len(st.args) == 5 else self.config.lanes
+        self.define_data(st.args[0], addr, addr_span, dtype, rows, cols, None)
+
+    # ---- instructions -----------------------------------------------------------------
+    def instruction(self, st: Instruction) -> None:
+        base, *suffixes = st.mnemonic.split(".")
+        row = isa.lookup(base)
+        if row is None:
+            self.fail(f"unknown mnemonic '{base}'", st.span, did_you_mean(base, isa.TABLE))
+        values: dict[str, int] = {}
+        dtypes = self.suffixes(row, suffixes, st)
+        for i, dt in enumerate(dtypes):
+            values["dt" if i == 0 else "dt2"] = isa.DTYPES[dt]
+        ops = st.operands
+        required = sum(not o.optional for o in row.operands)
+        if not required <= len(ops) <= len(row.operands):
+            want = str(required) if required == len(row.operands) else f"{required} to {len(row.operands)}"
+            usage = row.syntax
+            self.fail(f"'{base}' expects {want} operand{'s' * (want != '1')}, got {len(ops)}", st.span,
+                      f"usage: {usage}")
+        queue = None
+        for i, spec in enumerate(row.operands):
+            node = ops[i] if i < len(ops) else None
+            if node is None:
+                v = spec.default
+                if spec.kind == "alu":
+                    queue = self.config.queue_id(f"alu{v}")
+            else:
+                v, q = self.operand(row, spec, node, dtypes)
+                if q is not None:
+                    queue = q
+            values[spec.name] = v
+        if row.queue is not None:
+            queue = self.config.queue_id(row.queue)
+        self.check_streams(row, values, dtypes, ops)
+        if row is isa.REPEAT:
+            self.check_repeat(st, values, queue)
+        pin_kind, pin = PIN_NONE, 0
+        if st.pin is not None:
+            pin_kind = PIN_REL if st.pin.relative else PIN_ABS
+            pin = self.integer(st.pin.expr, "issue cycle", 0, (1 << 40))
+        word = isa.pack(row, values)
+        span = st.span
+        if self.loc_override is not None:
+            f, line, col = self.loc_override
+            span = Span(f, line, col, col + (span.end_col - span.col))
+        index = self.builder.add(row, word, queue, pin_kind, pin, span)
+        self.last_row_of_queue[queue] = (row, word)
+        for name in self.pending_labels:
+            self.labels[name] = index
+        self.pending_labels.clear()
+
+    def suffixes(self, row: isa.Instr, suffixes: list[str], st: Instruction) -> list[str]:
+        if len(suffixes) != row.nsuffixes:
+            if row.nsuffixes == 0:
+                self.fail(f"'{row.mnemonic}' takes no dtype suffix", st.span)
+            example = row.mnemonic + "".join(f".{d[-1]}" for d in row.dtypes)
+            self.fail(f"'{row.mnemonic}' needs {row.nsuffixes} dtype suffix{'es' * (row.nsuffixes > 1)}, "
+                      f"e.g. '{example}'", st.span)
+        out = []
+        for sfx, allowed in zip(suffixes, row.dtypes):
+            dt = sfx.lower()
+            if dt not in isa.DTYPES:
+                self.fail(f"unknown dtype '{sfx}'", st.span, did_you_mean(dt, isa.DTYPES) or
+                          "dtypes are i8, i16, i32, f16, f32")
+            if dt not in allowed:
+                self.fail(f"'{row.mnemonic}' does not support dtype {dt} (supported: {', '.join(allowed)})", st.span)
+            out.append(dt)
+        return out
+
+    def operand(self, row: isa.Instr, spec: isa.Operand, node, dtypes: list[str]) -> tuple[int, int | None]:
+        """(field value, queue id or None) of one operand."""
+        kind = spec.kind
+        cfg = self.config
+        if kind == "stream":
+            return self.stream(node), None
+        if kind == "src":
+            if isinstance(node, Name) and STREAM_RE.match(node.name):
+                return self.stream(node), None
+            v = self.value(node, "a stream or an immediate")
+            dt = dtypes[0] if dtypes else "i32"
+            if dt in isa.FLOAT_DTYPES:
+                return isa.SRC_IMMEDIATE | isa.f32_bits(float(v)), None
+            if isinstance(v, float):
+                self.fail(f"immediate {v:g} is not an integer ({row.mnemonic}.{dt} takes integer immediates)", node.span)
+            info = {"i8": (-128, 255), "i16": (-32768, 65535), "i32": (-(1 << 31), (1 << 32) - 1)}[dt]
+            if not info[0] <= v <= info[1]:
+                self.fail(f"immediate {v} does not fit {dt}", node.span)
+            return isa.SRC_IMMEDIATE | (v & 0xFFFFFFFF), None
+        if kind == "addr":
+            code = self.address(node)
+            east, slice_, _, _ = isa.addr_parts(code)
+            return code, cfg.queue_id(f"{'e' if east else 'w'}{slice_}")
+        if kind == "queue":
+            if not isinstance(node, Name) or cfg.queue_id(node.name) is None:
+                text = node.name if isinstance(node, Name) else "this"
+                self.fail(f"'{text}' is not a queue of chip '{cfg.name}'", node.span,
+                          did_you_mean(text, cfg.queues) if isinstance(node, Name) else
+                          "queues are icu, w0.., e0.., alu0.., mxm0.., sxmw, sxme, c2c0..")
+            return cfg.queue_id(node.name), cfg.queue_id(node.name)
+        if kind in UNIT_RES:
+            m = UNIT_RES[kind].match(node.name) if isinstance(node, Name) else None
+            limit = {"alu": cfg.vxm_alus_per_lane, "plane": cfg.mxm_planes, "link": cfg.c2c_links, "sxm": 2}[kind]
+            if m is None or (kind != "sxm" and int(m.group(1)) >= limit):
+                what, prefix = _UNIT_WORDS[kind]
+                expect = "sxmw or sxme" if kind == "sxm" else f"{prefix}0..{prefix}{limit - 1}"
+                self.fail(f"expected {what} ({expect})", node.span)
+            v = (m.group(1).lower() == "e") if kind == "sxm" else int(m.group(1))
+            return int(v), cfg.queue_id(node.name.lower())
+        # immediates
+        bits = spec.width
+        if spec.signed:
+            return self.integer(node, spec.name, -(1 << (bits - 1)), (1 << (bits - 1)) - 1), None
+        return self.integer(node, spec.name, 0, (1 << bits) - 1), None
+
+    def stream(self, node) -> int:
+        m = STREAM_RE.match(node.name) if isinstance(node, Name) else None
+        if m is None:
+            self.fail("expected a stream (s0e, s3w, ...)", node.span)
+        index = int(m.group(1))
+        n = self.config.streams_per_direction
+        if index >= n:
+            self.fail(f"stream {node.name} does not exist on chip '{self.config.name}' (streams are s0..s{n - 1}, e or w)", node.span)
+        return isa.stream_code(index, m.group(2).lower() == "w")
+
+    def address(self, node) -> int:
+        if isinstance(node, Indexed) and SLICE_RE.match(node.base):
+            return self.explicit_address(node)
+        if isinstance(node, Name):
+            name, index, span = node.name, 0, node.span
+        elif isinstance(node, Indexed) and "." not in node.base:
+            name, span = node.base, node.span
+            index = self.integer(node.index, "word index")
+        else:
+            self.fail("expected an SRAM address (a data symbol, symbol[word], or W3.b0[16])", node.span)
+        sym = self.data.get(name)
+        if sym is None:
+            hint = did_you_mean(name, self.data)
+            if name in self.consts:
+                hint = f"'{name}' is a constant; addresses are data symbols or W3.b0[16]"
+            self.fail(f"undefined data symbol '{name}'", span, hint)
+        n = sym.nwords(self.config.lanes)
+        if not 0 <= index < n:
+            self.fail(f"word {index} is outside '{name}' ({n} word{'s' * (n != 1)}: 0..{n - 1})", span)
+        return sym.addr + index
+
+    def check_streams(self, row: isa.Instr, values: dict, dtypes: list[str], ops) -> None:
+        """Stream groups of multi-byte dtypes must be aligned and fit the streams."""
+        n = self.config.streams_per_direction
+        for i, spec in enumerate(row.operands):
+            if spec.kind not in ("stream", "src") or i >= len(ops):
+                continue
+            code = values[spec.name]
+            if spec.kind == "src" and code & isa.SRC_IMMEDIATE:
+                continue
+            if row.mnemonic == "transpose":
+                group, why = 16, "transpose works on 16 streams"
+            elif row.mnemonic == "permute" and spec.name == "map":
+                group, why = 2, "the permute map is an i16 stream group"
+            elif row.unit in ("mem", "c2c") or spec.name == "map" or not dtypes:
+                continue
+            else:
+                dt = dtypes[1] if (row.mnemonic == "vcvt" and spec.name == "d") else dtypes[0]
+                group, why = isa.DTYPE_BYTES[dt], f"{dt} occupies a group of {isa.DTYPE_BYTES[dt]} streams"
+            index = code & 31
+            if group > 1 and (index % group or index + group > n):
+                good = ", ".join(f"s{k}{'w' if code >> 5 else 'e'}" for k in range(0, min(n, 4 * group), group))
+                self.diags.error(f"stream s{index}{'w' if code >> 5 else 'e'} cannot start a group of {group} ({why})",
+                                 ops[i].span, f"use a stream index that is a multiple of {group}: {good}, ...")
+
+    def check_repeat(self, st: Instruction, values: dict, queue: int) -> None:
+        prev = self.last_row_of_queue.get(queue)
+        qname = self.config.queues[queue]
+        if prev is None or prev[0].unit == "icu":
+            self.fail(f"'repeat' must follow an instruction of queue {qname} (ICU instructions cannot be repeated)", st.span)
+        if st.pin is not None:
+            self.fail("'repeat' cannot be pinned: it issues right after the instruction it repeats", st.pin.span)
+        if values["n"] < 1 or values["d"] < 1:
+            self.fail("'repeat' needs n >= 1 and d >= 1", st.span)
+        prow = prev[0]
+        has_addr = any(op.kind == "addr" for op in prow.operands)
+        if values["stride"] and not has_addr:
+            self.fail(f"a stride needs an instruction with an SRAM address ('{prow.mnemonic}' has none)", st.span)
+        if has_addr and values["stride"]:
+            _, fields = isa.unpack(prev[1])
+            addr = next(fields[op.name] for op in prow.operands if op.kind == "addr")
+            last = (addr & 0xFFF) + values["n"] * values["stride"]
+            if not 0 <= last < self.config.words_per_bank:
+                self.fail(f"the last repetition addresses word {last}, outside the bank "
+                          f"(0..{self.config.words_per_bank - 1})", st.span)
+
+
+def parse_define(text: str) -> tuple[str, int | float]:
+    """``NAME=VALUE`` from the command line (VALUE an int or float; default 1)."""
+    name, _, value = text.partition("=")
+    if not re.match(r"[A-Za-z_][A-Za-z0-9_]*$", name):
+        raise ValueError(f"-D {text}: '{name}' is not a valid name")
+    if not value:
+        return name, 1
+    try:
+        return name, int(value, 0)
+    except ValueError:
+        try:
+            v = float(value)
+        except ValueError:
+            raise ValueError(f"-D {text}: '{value}' is not a number") from None
+        if math.isnan(v):
+            raise ValueError(f"-D {text}: NaN is not a value") from None
+        return name, v
+
