@@ -25,7 +25,7 @@ from .ir import IR
 from .lower import Lowerer
 from .parser import parse
 from .schedule import schedule
-from .syntax import Directive, Name, Str
+from .syntax import Binary, Directive, Name, Str
 
 STAGES = ("parse", "lower", "schedule", "encode")
 
@@ -101,11 +101,15 @@ def _chip(statements, config: ChipConfig | None, filename: str, diags: Diagnosti
     for extra in chips[1:]:
         diags.error("'.chip' given twice", extra.span)
     st = chips[0]
-    if len(st.args) != 1 or not isinstance(st.args[0], (Name, Str)):
+    arg = st.args[0] if len(st.args) == 1 else None
+    name = _dashed_name(arg)
+    if isinstance(arg, Str):
+        spec = arg.value if arg.value in chipconfig.BUILTIN else str(Path(filename).parent / arg.value)
+    elif name is not None:
+        spec = name
+    else:
         diags.error("'.chip' expects a config name (tiny, tsp-v1) or a \"file.toml\"", st.span)
         return config or chipconfig.TSP_V1
-    arg = st.args[0]
-    spec = arg.name if isinstance(arg, Name) else str(Path(filename).parent / arg.value)
     try:
         wanted = chipconfig.load(spec)
     except ConfigError as exc:
@@ -115,3 +119,14 @@ def _chip(statements, config: ChipConfig | None, filename: str, diags: Diagnosti
         diags.error(f"this file is for chip '{wanted.name}', but the chip config in use is '{config.name}'",
                     arg.span, f"drop --config, or assemble with --config {wanted.name}")
     return wanted
+
+
+def _dashed_name(node) -> str | None:
+    """``tsp-v1`` parses as a subtraction; read it back as a name."""
+    if isinstance(node, Name):
+        return node.name
+    if isinstance(node, Binary) and node.op == "-":
+        left, right = _dashed_name(node.left), _dashed_name(node.right)
+        if left is not None and right is not None:
+            return f"{left}-{right}"
+    return None

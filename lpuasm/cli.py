@@ -125,6 +125,7 @@ def cmd_asm(args) -> int:
     from .diagnostics import LpuError
     from .listing import listing, symbol_map
     from .lower import parse_define
+    from .schedule import issue_end
 
     config = _load_config(args.config)
     defines = {}
@@ -141,7 +142,7 @@ def cmd_asm(args) -> int:
     for w in asm.warnings:
         print(w.render(asm.sources), file=sys.stderr)
     out = args.output or str(Path(args.file).with_suffix(".lpu"))
-    blob = imagefile.to_bytes(asm.image)
+    blob = imagefile.to_bytes(asm.image, asm.config)
     try:
         Path(out).write_bytes(blob)
     except OSError as e:
@@ -152,7 +153,7 @@ def cmd_asm(args) -> int:
         _write_text(args.symbols, symbol_map(asm.image, asm.config))
     if not args.quiet:
         n = asm.image.instruction_count()
-        last = int((asm.cycles.max() + 1) if len(asm.cycles) else 0)
+        last = issue_end(asm.ir, asm.cycles)
         print(f"{out}: {n} instruction{'s' * (n != 1)} on {len(asm.image.text)} queue"
               f"{'s' * (len(asm.image.text) != 1)}, issue ends at cycle {last}, "
               f"{len(blob)} bytes, chip {asm.config.name}")

@@ -20,6 +20,7 @@ from .assembler import assemble, assemble_file
 from .config import TSP_V1, ChipConfig
 from .diagnostics import LpuError
 from .disasm import disassemble
+from .schedule import issue_end
 
 
 def kernel_source(config: ChipConfig, rows: int, npy_dir: Path) -> str:
@@ -64,7 +65,7 @@ def run_demo(config: ChipConfig | None, rows: int, keep: str | None) -> int:
         t1 = time.perf_counter()
         print(f"[1/4] generated {src_path.name}: {sum(1 for _ in src_path.open())} lines ({t1 - t0:.2f} s)", file=out, flush=True)
         asm = assemble_file(src_path)
-        blob = imagefile.to_bytes(asm.image)
+        blob = imagefile.to_bytes(asm.image, config)
         img_path = work / "demo.lpu"
         img_path.write_bytes(blob)
         t2 = time.perf_counter()
@@ -75,7 +76,7 @@ def run_demo(config: ChipConfig | None, rows: int, keep: str | None) -> int:
         print(f"[3/4] loaded the image back with every check ({t3 - t2:.2f} s)", file=out, flush=True)
         text = disassemble(image, config, img_path.name)
         (work / "demo.dis.lasm").write_text(text)
-        again = imagefile.to_bytes(assemble(text, str(work / "demo.dis.lasm")).image)
+        again = imagefile.to_bytes(assemble(text, str(work / "demo.dis.lasm")).image, config)
         t4 = time.perf_counter()
         identical = again == blob
         print(f"[4/4] disassembled and re-assembled: images {'byte-identical' if identical else 'DIFFER'} "
@@ -84,7 +85,7 @@ def run_demo(config: ChipConfig | None, rows: int, keep: str | None) -> int:
     for op in asm.ir.op.tolist():
         unit = isa.BY_OPCODE[op].unit
         units[unit] = units.get(unit, 0) + 1
-    last = int(asm.cycles.max()) + 1
+    last = issue_end(asm.ir, asm.cycles)
     data_bytes = sum(d.init.nbytes for d in image.data if d.init is not None)
     print(file=out)
     print(f"  chip              {config.summary()}", file=out)

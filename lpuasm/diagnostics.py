@@ -91,10 +91,13 @@ class Diagnostics:
     def __init__(self, sources: SourceCache | None = None) -> None:
         self.items: list[Diagnostic] = []
         self.sources = sources or SourceCache()
+        #: notes added to every error while set, innermost last
+        #: (e.g. "in file included from a.lasm:3")
+        self.context: list[Diagnostic] = []
 
     def error(self, message: str, span: Span | None = None, hint: str | None = None,
               notes: list[Diagnostic] | None = None) -> Diagnostic:
-        d = Diagnostic("error", message, span, hint, notes or [])
+        d = Diagnostic("error", message, span, hint, (notes or []) + self.context[::-1])
         self.items.append(d)
         if self.error_count >= self.MAX_ERRORS:
             self.items.append(Diagnostic("error", f"too many errors ({self.MAX_ERRORS}); stopping"))

@@ -11,6 +11,8 @@ DIRECTIVES: dict[str, tuple[str, str]] = {
     "include": ("\"FILE\"", "assemble FILE here (searched beside this file, then -I dirs, then the stdlib)"),
     "data": ("NAME, ADDRESS, DTYPE, VALUES", "place a tensor given as a list (or list of rows) in SRAM"),
     "npy": ("NAME, ADDRESS, \"FILE.npy\" [, DTYPE]", "place a tensor loaded from a .npy file in SRAM"),
+    "blob": ("NAME, ADDRESS, DTYPE, ROWS, COLS, \"BASE64\"",
+             "place a tensor given as base64 of its little-endian bytes, row-major (exact, compact)"),
     "space": ("NAME, ADDRESS, DTYPE, ROWS [, COLS]", "reserve SRAM for a tensor (no initial value)"),
     "loc": ("\"FILE\", LINE, COL", "the source location recorded for the instructions that follow"),
 }

@@ -2,12 +2,13 @@
 
 The text re-assembles to a byte-identical image: every instruction is printed
 with its absolute issue cycle (``@120``), ``.loc`` lines carry the source map,
-and the data, constants and labels are printed as directives.  NaN payloads
-are the one thing text does not keep (they print as ``nan``).
+and the data, constants and labels are printed as directives (small tensors as
+``.data`` lists, large ones, and any holding a NaN, as exact ``.blob`` base64).
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,19 +65,23 @@ def config_of(image: Image) -> ChipConfig | None:
 
 
 class _Symbolizer:
-    """Prints SRAM addresses as ``symbol[word]`` where a data symbol covers them."""
+    """Prints SRAM addresses as ``symbol[word]`` (``symbol.pK[word]`` for byte
+    plane K > 0) where a data symbol covers them."""
 
     def __init__(self, data: list[DataSymbol], lanes: int) -> None:
         self.ranges = []
         for d in data:
-            east, slice_, bank, offset = isa.addr_parts(d.addr)
-            self.ranges.append(((east, slice_, bank), offset, offset + d.nwords(lanes), d.name))
+            n = d.words_per_plane(lanes)
+            for plane in range(d.planes):
+                east, slice_, bank, offset = isa.addr_parts(d.plane_addr(plane))
+                name = d.name if plane == 0 else f"{d.name}.p{plane}"
+                self.ranges.append(((east, slice_, bank), offset, offset + n, name))
 
     def __call__(self, code: int) -> str:
         east, slice_, bank, offset = isa.addr_parts(code)
         for key, lo, hi, name in self.ranges:
             if key == (east, slice_, bank) and lo <= offset < hi:
-                return name if offset == lo else f"{name}[{offset - lo}]"
+                return name if offset == lo and "." not in name else f"{name}[{offset - lo}]"
         return isa.addr_name(code)
 
 
@@ -118,11 +123,18 @@ def _value(v, dtype: str) -> str:
     return text if any(c in text for c in ".ena") else text + ".0"
 
 
+#: Tensors with more elements than this disassemble to ``.blob`` (compact, fast to parse).
+LITERAL_LIMIT = 256
+
+
 def _data_directive(d: DataSymbol, lanes: int) -> str:
     addr = isa.addr_name(d.addr)
     if d.init is None:
         return f".space {d.name}, {addr}, {d.dtype}, {d.rows}, {d.cols}"
     values = words_to_tensor(d.init, d.dtype, d.rows, d.cols)
+    if values.size > LITERAL_LIMIT or (d.dtype in isa.FLOAT_DTYPES and np.isnan(values).any()):
+        raw = base64.b64encode(values.astype(values.dtype.newbyteorder("<")).tobytes()).decode()
+        return f'.blob {d.name}, {addr}, {d.dtype}, {d.rows}, {d.cols}, "{raw}"'
     rows = ", ".join("[" + ", ".join(_value(v, d.dtype) for v in r) + "]" for r in values)
     return f".data {d.name}, {addr}, {d.dtype}, [{rows}]"
 
@@ -178,5 +190,3 @@ def disassemble(image: Image, config: ChipConfig | None = None, source_name: str
 def _escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
-
-__all__ = ["Record", "walk", "disassemble", "format_instruction", "config_of", "np"]

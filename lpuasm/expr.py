@@ -23,7 +23,7 @@ BUILTIN_CONSTANTS = {"inf": math.inf, "nan": math.nan, "pi": math.pi}
 def _int_only(name: str, fn: Callable) -> Callable:
     def wrapped(*args):
         if not all(isinstance(a, int) for a in args):
-            raise TypeError(f"{name}() takes integers")
+            raise TypeError("takes integers")
         return fn(*args)
     return wrapped
 

@@ -23,23 +23,40 @@ FORMAT_VERSION = 1
 class DataSymbol:
     """A named tensor in SRAM.
 
-    Layout: a tensor of shape (rows, cols) and dtype of b bytes occupies
-    ``tiles * rows * b`` consecutive words of one bank of one slice from ``addr``,
-    where ``tiles = ceil(cols / lanes)``.  Word ``(t * rows + r) * b + k`` holds
-    byte k (little-endian byte plane k) of elements ``t*lanes .. t*lanes+lanes-1``
+    Layout: a tensor of shape (rows, cols) and a dtype of b bytes is split into b
+    byte planes (plane k holds byte k, little-endian, of every element), and
+    plane k lives in slice ``slice + k`` of the same hemisphere, at the same bank
+    and offset, so that a stream group of b streams can be filled by b slices
+    reading in the same pass, as on the real chip.  In each plane's slice the
+    tensor occupies ``tiles * rows`` consecutive words, ``tiles = ceil(cols /
+    lanes)``: word ``t * rows + r`` holds elements ``t*lanes .. t*lanes+lanes-1``
     of row r, zero-padded past ``cols``.  ``init`` is None for reserved space
-    (``.space``), else a uint8 array of shape (nwords, lanes).
+    (``.space``), else a uint8 array of shape (b * tiles * rows, lanes) holding
+    the planes one after another.
     """
 
     name: str
-    addr: int  # an isa addr code
+    addr: int  # an isa addr code: where plane 0 starts
     dtype: str
     rows: int
     cols: int
     init: np.ndarray | None = None
 
+    @property
+    def planes(self) -> int:
+        return isa.DTYPE_BYTES[self.dtype]
+
+    def words_per_plane(self, lanes: int) -> int:
+        return -(-self.cols // lanes) * self.rows
+
     def nwords(self, lanes: int) -> int:
-        return -(-self.cols // lanes) * self.rows * isa.DTYPE_BYTES[self.dtype]
+        """Words in all planes together (the rows of ``init``)."""
+        return self.planes * self.words_per_plane(lanes)
+
+    def plane_addr(self, plane: int) -> int:
+        """Address code of word 0 of byte plane *plane*."""
+        east, slice_, bank, offset = isa.addr_parts(self.addr)
+        return isa.addr_code(east, slice_ + plane, bank, offset)
 
 
 @dataclass

@@ -51,7 +51,7 @@ KINDS = {k.name: k for k in (
     Kind("plane", 2, True, "an MXM plane: mxm0..mxm3"),
     Kind("sxm", 1, True, "an SXM: sxmw or sxme"),
     Kind("link", 4, True, "a C2C link: c2c0..c2c15"),
-    Kind("src", 33, False, "a stream, or an immediate: bit 32 set means bits 0-31 hold the immediate (int32, or fp32 bits for float dtypes)"),
+    Kind("src", 33, False, "a stream, or an immediate: bit 32 set means bits 0-31 hold the immediate (sign-extended int32, or fp32 bits for float dtypes)"),
     Kind("uimm", 0, False, "an unsigned immediate (width given per operand)"),
     Kind("simm", 0, False, "a signed immediate, two's complement (width given per operand)"),
 )}
@@ -196,7 +196,7 @@ _ROWS: list[tuple] = [
     ("iw", "mxm", 0x41, "p:plane", "mxm.install", (), "install plane p's weight buffer into its array"),
     ("abc", "mxm", 0x42, "s:stream p:plane", "mxm.activation", (_MXM_IN,),
      "stream activation vector x on s through plane p, forming x @ W"),
-    ("acc", "mxm", 0x43, "p:plane d:stream mode:uimm2=1", "mxm.accumulate", (_MXM_OUT,),
+    ("acc", "mxm", 0x43, "p:plane d:stream mode:uimm1=1", "mxm.accumulate", (_MXM_OUT,),
      "accumulator of plane p += (mode 1) or = (mode 0) its last x @ W; emit it on stream group d"),
     # ---- SXM: shifts and permutations across lanes ----------------------------
     ("shift", "sxm", 0x50, "s:stream n:simm11 d:stream x:sxm", "sxm.shift", (),
@@ -296,8 +296,11 @@ def pack(row: Instr, values: dict[str, int]) -> int:
     """Encode field values (operands, ``dt``/``dt2``) into one 64-bit word.
     Signed fields take negative values; every value must fit its field."""
     word = 0
+    defaults = {op.name: op.default for op in row.operands if op.optional}
     for f in row.fields:
-        v = row.opcode if f.name == "op" else values[f.name]
+        v = row.opcode if f.name == "op" else values.get(f.name, defaults.get(f.name))
+        if v is None:
+            raise ValueError(f"{row.mnemonic}: no value for field {f.name}")
         if f.signed:
             if not -(1 << (f.width - 1)) <= v < (1 << (f.width - 1)):
                 raise ValueError(f"{row.mnemonic}: {f.name}={v} does not fit a signed {f.width}-bit field")
@@ -325,6 +328,10 @@ def unpack(word: int) -> tuple[Instr, dict[str, int]]:
             values[f.name] = v
     if word & ~used & ((1 << WORD_BITS) - 1):
         raise ValueError(f"{row.mnemonic}: reserved bits set in {word:#018x}")
+    for op in row.operands:
+        if op.kind == "src" and not values[op.name] & SRC_IMMEDIATE and values[op.name] >> 6:
+            raise ValueError(f"{row.mnemonic}: operand {op.name}: stream operand {values[op.name]:#x} "
+                             f"has stray bits above bit 5")
     return row, values
 
 
@@ -354,8 +361,17 @@ def addr_name(code: int) -> str:
 SRC_IMMEDIATE = 1 << 32
 
 
+_F32_MAX = 3.4028234663852886e38
+_F32_OVERFLOW = 3.4028235677973366e38  # F32_MAX + half an ulp: rounds to inf from here
+
+
 def f32_bits(value: float) -> int:
-    return struct.unpack("<I", struct.pack("<f", value))[0]
+    """Bits of *value* rounded to fp32 (round to nearest even; inf beyond range)."""
+    try:
+        return struct.unpack("<I", struct.pack("<f", value))[0]
+    except OverflowError:
+        sign = 0x80000000 if value < 0 else 0
+        return sign | (0x7F7FFFFF if abs(value) < _F32_OVERFLOW else 0x7F800000)
 
 
 def bits_f32(bits: int) -> float:

@@ -9,6 +9,8 @@ one run reports as many as it can.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 
 from . import isa
 from .config import ChipConfig
-from .diagnostics import Diagnostic, Diagnostics, did_you_mean
+from .diagnostics import Diagnostic, Diagnostics, LpuError, did_you_mean
 from .directives import DIRECTIVES, RESERVED
 from .expr import BUILTIN_CONSTANTS, ExprError, evaluate
 from .image import DataSymbol
@@ -26,6 +28,7 @@ from .syntax import Directive, Indexed, Instruction, KwArg, Label, ListLit, Name
 
 STREAM_RE = re.compile(r"s(\d+)([ew])$", re.I)
 SLICE_RE = re.compile(r"([we])(\d+)\.b(\d+)$", re.I)
+PLANE_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.p(\d+)$")
 UNIT_RES = {
     "alu": re.compile(r"alu(\d+)$", re.I),
     "plane": re.compile(r"mxm(\d+)$", re.I),
@@ -44,15 +47,16 @@ class Fatal(Exception):
 
 
 def tensor_to_words(values: np.ndarray, dtype: str, lanes: int) -> np.ndarray:
-    """Lay a 2-D tensor out as SRAM words (see image.DataSymbol for the layout)."""
+    """Lay a 2-D tensor out as SRAM words, byte plane after byte plane
+    (see image.DataSymbol for the layout)."""
     rows, cols = values.shape
     b = isa.DTYPE_BYTES[dtype]
     tiles = -(-cols // lanes)
-    padded = np.zeros((rows, tiles * lanes), dtype=NUMPY_DTYPES[dtype])
+    padded = np.zeros((rows, tiles * lanes), dtype=np.dtype(NUMPY_DTYPES[dtype]).newbyteorder("<"))
     padded[:, :cols] = values
-    # (rows, tiles, lanes, b) little-endian bytes -> (tiles, rows, b, lanes)
-    raw = padded.astype(padded.dtype.newbyteorder("<")).view(np.uint8).reshape(rows, tiles, lanes, b)
-    return np.ascontiguousarray(raw.transpose(1, 0, 3, 2)).reshape(tiles * rows * b, lanes)
+    # (rows, tiles, lanes, b) bytes -> (b, tiles, rows, lanes)
+    raw = padded.view(np.uint8).reshape(rows, tiles, lanes, b)
+    return np.ascontiguousarray(raw.transpose(3, 1, 0, 2)).reshape(b * tiles * rows, lanes)
 
 
 def words_to_tensor(words: np.ndarray, dtype: str, rows: int, cols: int) -> np.ndarray:
@@ -60,8 +64,8 @@ def words_to_tensor(words: np.ndarray, dtype: str, rows: int, cols: int) -> np.n
     lanes = words.shape[1]
     b = isa.DTYPE_BYTES[dtype]
     tiles = -(-cols // lanes)
-    raw = words.reshape(tiles, rows, b, lanes).transpose(1, 0, 3, 2)
-    vals = np.ascontiguousarray(raw).view(np.dtype(NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(rows, tiles * lanes)
+    raw = np.ascontiguousarray(words.reshape(b, tiles, rows, lanes).transpose(2, 1, 3, 0))
+    vals = raw.view(np.dtype(NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(rows, tiles * lanes)
     return vals[:, :cols].astype(NUMPY_DTYPES[dtype])
 
 
@@ -93,6 +97,9 @@ class Lowerer:
             "STREAMS": config.streams_per_direction,
         }
         for name, value in (defines or {}).items():
+            if RESERVED_RE.match(name) or name in self.predefined or name in BUILTIN_CONSTANTS:
+                self.diags.error(f"-D {name}: '{name}' is a predefined or register name and cannot be defined")
+                continue
             self.consts[name] = value
             self.const_kind[name] = "define"
             self.defined_at[name] = None
@@ -143,7 +150,7 @@ class Lowerer:
             where = "label"
         elif name in self.data:
             where = "data symbol"
-        elif name in self.consts and not (kind == "constant" and self.const_kind.get(name) == "set"):
+        elif name in self.consts and not (kind == "variable" and self.const_kind.get(name) == "set"):
             where = "constant"
         if where:
             prev = self.defined_at.get(name)
@@ -222,8 +229,7 @@ class Lowerer:
     def d_set(self, st: Directive) -> None:
         self.nargs(st, 2, 2, "NAME, VALUE")
         name = self.name_arg(st.args[0])
-        if self.const_kind.get(name) != "set":
-            self.check_new_name(name, st.args[0].span, "constant")
+        self.check_new_name(name, st.args[0].span, "variable")
         self.consts[name] = self.value(st.args[1])
         self.const_kind[name] = "set"
         self.defined_at[name] = st.args[0].span
@@ -264,11 +270,21 @@ class Lowerer:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             self.fail(f"cannot read '{path}': {getattr(exc, 'strerror', None) or exc}", st.args[0].span)
-        statements = self.parse(text, str(path), self.diags.sources)
-        for inner in statements:
-            if isinstance(inner, Directive) and inner.name == "chip":
-                self.diags.error("'.chip' must be in the main file", inner.span)
-        self.lower_file(statements, path)
+        self.diags.context.append(Diagnostic("note", f"in file included from {st.span}", None))
+        try:
+            try:
+                statements = self.parse(text, str(path), self.diags.sources)
+            except LpuError as e:
+                for d in e.diagnostics:
+                    d.notes.extend(self.diags.context[::-1])
+                self.diags.items.extend(e.diagnostics)
+                return
+            for inner in statements:
+                if isinstance(inner, Directive) and inner.name == "chip":
+                    self.diags.error("'.chip' must be in the main file", inner.span)
+            self.lower_file(statements, path)
+        finally:
+            self.diags.context.pop()
 
     def slice_address(self, node) -> tuple[int, Span]:
         """An explicit ``W3.b1[16]`` address: (addr code, span)."""
@@ -299,19 +315,26 @@ class Lowerer:
         name = self.name_arg(name_node)
         self.check_new_name(name, name_node.span, "data symbol")
         sym = DataSymbol(name, addr, dtype, rows, cols, init)
-        n = sym.nwords(self.config.lanes)
+        n = sym.words_per_plane(self.config.lanes)
         east, slice_, bank, offset = isa.addr_parts(addr)
+        last_slice = slice_ + sym.planes - 1
+        if last_slice >= self.config.mem_slices_per_hemisphere:
+            h = "E" if east else "W"
+            self.fail(f"'{name}' ({dtype}) needs {sym.planes} slices for its byte planes, "
+                      f"{h}{slice_}..{h}{last_slice}, but the hemisphere ends at "
+                      f"{h}{self.config.mem_slices_per_hemisphere - 1}", addr_span)
         if offset + n > self.config.words_per_bank:
             self.fail(f"'{name}' needs {n} words from offset {offset}, past the end of the bank "
                       f"({self.config.words_per_bank} words)", addr_span)
         for other in self.data.values():
             oe, os_, ob, oo = isa.addr_parts(other.addr)
-            if (oe, os_, ob) == (east, slice_, bank):
-                on = other.nwords(self.config.lanes)
-                if offset < oo + on and oo < offset + n:
-                    self.fail(f"'{name}' (words {offset}..{offset + n - 1}) overlaps '{other.name}' "
-                              f"(words {oo}..{oo + on - 1}) in {isa.addr_name(addr).split('[')[0]}", addr_span,
-                              notes=[Diagnostic("note", f"'{other.name}' defined here", self.defined_at.get(other.name))])
+            on = other.words_per_plane(self.config.lanes)
+            shared = set(range(slice_, last_slice + 1)) & set(range(os_, os_ + other.planes))
+            if (oe, ob) == (east, bank) and shared and offset < oo + on and oo < offset + n:
+                where = isa.addr_name(isa.addr_code(east, min(shared), bank, 0)).split("[")[0]
+                self.fail(f"'{name}' (words {offset}..{offset + n - 1}) overlaps '{other.name}' "
+                          f"(words {oo}..{oo + on - 1}) in {where}", addr_span,
+                          notes=[Diagnostic("note", f"'{other.name}' defined here", self.defined_at.get(other.name))])
         self.data[name] = sym
         self.defined_at[name] = name_node.span
 
@@ -397,6 +420,25 @@ class Lowerer:
         self.define_data(st.args[0], addr, addr_span, dtype, rows, cols,
                          tensor_to_words(values, dtype, self.config.lanes))
 
+    def d_blob(self, st: Directive) -> None:
+        self.nargs(st, 6, 6, 'NAME, ADDRESS, DTYPE, ROWS, COLS, "BASE64"')
+        addr, addr_span = self.slice_address(st.args[1])
+        dtype = self.dtype_arg(st.args[2])
+        rows = self.integer(st.args[3], "row count", 1, 1 << 24)
+        cols = self.integer(st.args[4], "column count", 1, 1 << 24)
+        if not isinstance(st.args[5], Str):
+            self.fail("expected a base64 string", st.args[5].span)
+        try:
+            raw = base64.b64decode(st.args[5].value, validate=True)
+        except (binascii.Error, ValueError):
+            self.fail("not valid base64", st.args[5].span)
+        want = rows * cols * isa.DTYPE_BYTES[dtype]
+        if len(raw) != want:
+            self.fail(f"the blob holds {len(raw)} bytes; {rows}x{cols} {dtype} needs {want}", st.args[5].span)
+        values = np.frombuffer(raw, dtype=np.dtype(NUMPY_DTYPES[dtype]).newbyteorder("<")).reshape(rows, cols)
+        self.define_data(st.args[0], addr, addr_span, dtype, rows, cols,
+                         tensor_to_words(values.astype(NUMPY_DTYPES[dtype]), dtype, self.config.lanes))
+
     def d_space(self, st: Directive) -> None:
         self.nargs(st, 4, 5, "NAME, ADDRESS, DTYPE, ROWS [, COLS]")
         addr, addr_span = self.slice_address(st.args[1])
@@ -439,6 +481,9 @@ class Lowerer:
         self.check_streams(row, values, dtypes, ops)
         if row is isa.REPEAT:
             self.check_repeat(st, values, queue)
+        if row.mnemonic in ("sync", "notify") and queue in self.last_row_of_queue:
+            self.fail(f"'{row.mnemonic}' is only allowed at program start, before any other instruction of queue "
+                      f"{self.config.queues[queue]}", st.span)
         pin_kind, pin = PIN_NONE, 0
         if st.pin is not None:
             pin_kind = PIN_REL if st.pin.relative else PIN_ABS
@@ -484,10 +529,15 @@ class Lowerer:
             v = self.value(node, "a stream or an immediate")
             dt = dtypes[0] if dtypes else "i32"
             if dt in isa.FLOAT_DTYPES:
-                return isa.SRC_IMMEDIATE | isa.f32_bits(float(v)), None
+                # round to the dtype (the chip computes in it); fp32 bits are stored
+                with np.errstate(over="ignore"):
+                    rounded = np.float16(v) if dt == "f16" else np.float32(v)
+                if np.isinf(rounded) and math.isfinite(v):
+                    self.fail(f"immediate {v:g} does not fit {dt}", node.span)
+                return isa.SRC_IMMEDIATE | int(np.float32(rounded).view(np.uint32)), None
             if isinstance(v, float):
                 self.fail(f"immediate {v:g} is not an integer ({row.mnemonic}.{dt} takes integer immediates)", node.span)
-            info = {"i8": (-128, 255), "i16": (-32768, 65535), "i32": (-(1 << 31), (1 << 32) - 1)}[dt]
+            info = {"i8": (-128, 127), "i16": (-32768, 32767), "i32": (-(1 << 31), (1 << 31) - 1)}[dt]
             if not info[0] <= v <= info[1]:
                 self.fail(f"immediate {v} does not fit {dt}", node.span)
             return isa.SRC_IMMEDIATE | (v & 0xFFFFFFFF), None
@@ -530,23 +580,31 @@ class Lowerer:
     def address(self, node) -> int:
         if isinstance(node, Indexed) and SLICE_RE.match(node.base):
             return self.explicit_address(node)
+        plane = 0
         if isinstance(node, Name):
             name, index, span = node.name, 0, node.span
-        elif isinstance(node, Indexed) and "." not in node.base:
+        elif isinstance(node, Indexed):
             name, span = node.base, node.span
+            m = PLANE_RE.match(name)
+            if m:
+                name, plane = m.group(1), int(m.group(2))
+            elif "." in name:
+                self.fail(f"'{name}' is not an address; byte plane k of symbol x is x.pk[word]", span)
             index = self.integer(node.index, "word index")
         else:
-            self.fail("expected an SRAM address (a data symbol, symbol[word], or W3.b0[16])", node.span)
+            self.fail("expected an SRAM address (a data symbol, symbol[word], symbol.p1[word] or W3.b0[16])", node.span)
         sym = self.data.get(name)
         if sym is None:
             hint = did_you_mean(name, self.data)
             if name in self.consts:
                 hint = f"'{name}' is a constant; addresses are data symbols or W3.b0[16]"
             self.fail(f"undefined data symbol '{name}'", span, hint)
-        n = sym.nwords(self.config.lanes)
+        if plane >= sym.planes:
+            self.fail(f"'{name}' ({sym.dtype}) has byte plane{'s' * (sym.planes > 1)} p0..p{sym.planes - 1}", span)
+        n = sym.words_per_plane(self.config.lanes)
         if not 0 <= index < n:
             self.fail(f"word {index} is outside '{name}' ({n} word{'s' * (n != 1)}: 0..{n - 1})", span)
-        return sym.addr + index
+        return sym.plane_addr(plane) + index
 
     def check_streams(self, row: isa.Instr, values: dict, dtypes: list[str], ops) -> None:
         """Stream groups of multi-byte dtypes must be aligned and fit the streams."""
@@ -575,8 +633,10 @@ class Lowerer:
     def check_repeat(self, st: Instruction, values: dict, queue: int) -> None:
         prev = self.last_row_of_queue.get(queue)
         qname = self.config.queues[queue]
-        if prev is None or prev[0].unit == "icu":
-            self.fail(f"'repeat' must follow an instruction of queue {qname} (ICU instructions cannot be repeated)", st.span)
+        if prev is None:
+            self.fail(f"'repeat' must follow an instruction of queue {qname}", st.span)
+        if prev[0].unit == "icu":
+            self.fail(f"'repeat' cannot repeat '{prev[0].mnemonic}' (ICU instructions cannot be repeated)", st.span)
         if st.pin is not None:
             self.fail("'repeat' cannot be pinned: it issues right after the instruction it repeats", st.pin.span)
         if values["n"] < 1 or values["d"] < 1:

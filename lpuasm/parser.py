@@ -10,11 +10,16 @@ Syntax errors are collected, not just the first: on an error the parser records
 a diagnostic, skips the rest of the offending line and resumes at the next one
 (each line starts in the same parser state, so this is exact).  All syntax
 errors of a file are raised together in one :class:`LpuError`.
+
+:func:`bare_parse` runs the same grammar through a plain LALR Lark (tree
+output), as the baseline of parsing benchmarks.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from lark import Lark
@@ -46,6 +51,8 @@ def grammar_text() -> str:
 
 
 # ---- building nodes -----------------------------------------------------------------
+_PRECEDENCE = {"*": 5, "/": 5, "//": 5, "%": 5, "+": 4, "-": 4, "<<": 3, ">>": 3,
+               "&": 2, "^": 1, "|": 0}
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 
 
@@ -84,9 +91,9 @@ class _Builder:
                                   Span(self.file, tok.line, tok.column, tok.end_column)))
 
     def pin(self, c):
-        at = c[0]
-        expr = c[-1]
-        return Pin(len(c) == 3, expr, Span(self.file, at.line, at.column, expr.span.end_col))
+        at, expr = c
+        return Pin(at.type == "AT_PLUS", expr,
+                   Span(self.file, at.line, at.column, expr.span.end_col))
 
     # operands
     def kwarg(self, c):
@@ -133,14 +140,49 @@ class _Builder:
         return ListLit(tuple(c[1:-1]), Span(self.file, open_.line, open_.column, close.end_column))
 
     # expressions
-    def binary(self, c):
-        left, op, right = c
-        ls = left.span
-        return Binary(str(op), left, right, Span(self.file, ls.line, ls.col, right.span.end_col))
+    def expr(self, c):
+        """A flat run of prefix operators, atoms and binary operators (tokens are
+        str, nodes are not): apply the unary operators, then the binary ones by
+        precedence (shunting-yard; all binary operators are left-associative)."""
+        file = self.file
+        operands = []
+        binops = []
+        prefix = []
+        for x in c:
+            if isinstance(x, str):
+                if len(operands) > len(binops):
+                    binops.append(x)
+                else:
+                    prefix.append(x)
+                continue
+            while prefix:
+                op = prefix.pop()
+                x = Unary(str(op), x, Span(file, op.line, op.column, x.span.end_col))
+            operands.append(x)
+        stack = [operands[0]]
+        ops = []
+        for op, rhs in zip(binops, operands[1:]):
+            p = _PRECEDENCE[op]
+            while ops and _PRECEDENCE[ops[-1]] >= p:
+                right = stack.pop()
+                left = stack.pop()
+                ls = left.span
+                stack.append(Binary(ops.pop(), left, right,
+                                    Span(file, ls.line, ls.col, right.span.end_col)))
+            ops.append(str(op))
+            stack.append(rhs)
+        while ops:
+            right = stack.pop()
+            left = stack.pop()
+            ls = left.span
+            stack.append(Binary(ops.pop(), left, right,
+                                Span(file, ls.line, ls.col, right.span.end_col)))
+        return stack[0]
 
-    def unary(self, c):
-        op, operand = c
-        return Unary(str(op), operand, Span(self.file, op.line, op.column, operand.span.end_col))
+    def paren(self, c):
+        """``( expr )``: the inner node, its span widened to the parentheses."""
+        open_, node, close = c
+        return replace(node, span=Span(self.file, open_.line, open_.column, close.end_column))
 
     def dec(self, c):
         tok = c[0]
@@ -200,6 +242,11 @@ def parse(text: str, filename: str, sources: SourceCache | None = None) -> list[
         sources.add(filename, text)
     with _lock:
         parser, builder = _get_parser()
+        # The parse allocates many small objects that all survive it; the
+        # cyclic GC would rescan them over and over (quadratic in file size)
+        # and there are no cycles to find.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
         builder.file = filename
         builder.out = out = []
         builder.errors = errors = []
@@ -227,6 +274,8 @@ def parse(text: str, filename: str, sources: SourceCache | None = None) -> list[
         finally:
             builder.out = []
             builder.errors = []
+            if gc_was_enabled:
+                gc.enable()
     if syntax or errors:
         diags = sorted(errors + syntax, key=_diag_key)
         raise LpuError(diags, sources)
@@ -255,6 +304,8 @@ def _expected(accepts: set[str]) -> str:
     parts += [text for term, text in _CLOSERS if term in accepts]
     if accepts & _END:
         parts.append("end of line")
+    if not parts and "LSQB" in accepts:
+        parts.append("'['")  # after a dotted name
     if not parts:
         return ""
     if len(parts) == 1:
@@ -285,21 +336,15 @@ def _diagnose(e: UnexpectedInput, text: str, filename: str) -> tuple[Diagnostic,
     if accepts is None:
         accepts = set(e.expected or ())
     expected = _expected(accepts)
-    if tok.type == "$END":
-        # the input ends inside a statement: point just past its last character
-        line = text.count("\n") + 1
-        body = text[text.rfind("\n") + 1:]
-        col = len(body.rstrip(" \t\f\r")) + 1
-        what, span, resume = "end of input", Span(filename, line, col, col + 1), -1
-    elif tok.type == "_NL":
-        # point just past the statement (the token may start with a comment)
-        line, pos = tok.line, tok.start_pos
-        col = tok.column
-        while pos > 0 and text[pos - 1] in " \t\f\r":
-            pos -= 1
-            col -= 1
-        what, span = "end of line", Span(filename, line, col, col + 1)
-        resume = text.find("\n", tok.start_pos) + 1
+    if tok.type in _END:
+        # the line ends inside a statement: point just past its last token
+        line = tok.line if tok.type == "_NL" else text.count("\n") + 1
+        start = text.rfind("\n", 0, tok.start_pos if tok.type == "_NL" else len(text)) + 1
+        eol = text.find("\n", start)
+        col = _code_end(text[start:len(text) if eol < 0 else eol]) + 1
+        span = Span(filename, line, col, col + 1)
+        what = "end of line" if tok.type == "_NL" else "end of input"
+        resume = -1 if eol < 0 else eol + 1
     else:
         line = tok.line
         what = _quote(str(tok))
@@ -308,6 +353,26 @@ def _diagnose(e: UnexpectedInput, text: str, filename: str) -> tuple[Diagnostic,
         resume = -1 if eol < 0 else eol + 1
     message = f"unexpected {what}" + (f"; {expected}" if expected else "")
     return Diagnostic("error", message, span), line, resume
+
+
+def _code_end(line: str) -> int:
+    """The length of *line* without its comment and trailing blanks."""
+    in_string = False
+    i, n = 0, len(line)
+    while i < n:
+        ch = line[i]
+        if in_string:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == ";":
+            n = i
+            break
+        i += 1
+    return len(line[:n].rstrip(" \t\f\r"))
 
 
 def _quote(s: str) -> str:

@@ -81,10 +81,10 @@ def schedule(ir: IR, diags: Diagnostics) -> np.ndarray:
             prev = c
         last_issue = max(last_issue, c + d[i] - 1)
     if halt_row is not None:
-        late = np.nonzero(cycles > cycles[halt_row])[0]
-        if len(late):
-            i = int(late[0])
-            diags.error(f"this instruction issues at cycle {cycles[i]}, after 'halt' at cycle {cycles[halt_row]}",
+        # a repeat keeps issuing until its last repetition
+        last = cycles + np.where(ir.op == isa.REPEAT.opcode, dur - 1, 0)
+        for i in np.nonzero(last > cycles[halt_row])[0].tolist():
+            diags.error(f"this instruction issues at cycle {last[i]}, after 'halt' at cycle {cycles[halt_row]}",
                         ir.span(i), notes=[Diagnostic("note", "'halt' is here", ir.span(halt_row))])
     return cycles
 
@@ -102,3 +102,14 @@ def _unpinned(ir: IR, dur: np.ndarray) -> np.ndarray:
     cycles = np.empty(len(ir), dtype=np.int64)
     cycles[order] = starts - base
     return cycles
+
+
+def issue_end(ir: IR, cycles: np.ndarray) -> int:
+    """The cycle after the last issue of any instruction (repetitions included,
+    idle ``nop`` time not)."""
+    if not len(ir):
+        return 0
+    dur = durations(ir)
+    last = cycles + np.where(ir.op == isa.REPEAT.opcode, dur, 1)
+    last = last[ir.op != isa.NOP.opcode]
+    return int(last.max()) if len(last) else 0
