@@ -328,6 +328,11 @@ def unpack(word: int) -> tuple[Instr, dict[str, int]]:
             values[f.name] = v
     if word & ~used & ((1 << WORD_BITS) - 1):
         raise ValueError(f"{row.mnemonic}: reserved bits set in {word:#018x}")
+    for i, allowed in enumerate(row.dtypes):
+        code = values["dt" if i == 0 else "dt2"]
+        if DTYPE_NAMES.get(code) not in allowed:
+            what = f"dtype {DTYPE_NAMES[code]}" if code in DTYPE_NAMES else f"dtype code {code}"
+            raise ValueError(f"{row.mnemonic}: {what} is not one of its dtypes ({', '.join(allowed)})")
     for op in row.operands:
         if op.kind == "src" and not values[op.name] & SRC_IMMEDIATE and values[op.name] >> 6:
             raise ValueError(f"{row.mnemonic}: operand {op.name}: stream operand {values[op.name]:#x} "
