@@ -36,10 +36,13 @@ def symbol_map(image: Image, config: ChipConfig) -> str:
     """Every symbol of the image: data (address, dtype, shape, words), constants, labels."""
     out = [f"; symbols: chip {config.name}", f"; {'name':<20} {'kind':<6} value"]
     for d in image.data:
-        n = d.nwords(config.lanes)
+        n = d.words_per_plane(config.lanes)
         init = "initialised" if d.init is not None else "reserved"
-        out.append(f"  {d.name:<20} {'data':<6} {isa.addr_name(d.addr)}  {d.dtype} {d.rows}x{d.cols}  "
-                   f"{n} word{'s' * (n != 1)}, {init}")
+        where = f"{n} word{'s' * (n != 1)}"
+        if d.planes > 1:
+            last = isa.addr_name(d.plane_addr(d.planes - 1)).split(".")[0]
+            where += f" in each of {d.planes} slices ..{last}"
+        out.append(f"  {d.name:<20} {'data':<6} {isa.addr_name(d.addr)}  {d.dtype} {d.rows}x{d.cols}  {where}, {init}")
     for c in image.consts:
         out.append(f"  {c.name:<20} {'const':<6} {c.value!r}")
     cycles = {(r.queue, r.position): r.cycle for r in walk(image) if r.position >= 0}

@@ -264,13 +264,13 @@ class Lowerer:
         if path.resolve() in self.include_stack:
             chain = " -> ".join(p.name for p in self.include_stack + [path])
             self.fail(f"include cycle: {chain}", st.span)
-        if len(self.include_stack) >= MAX_INCLUDE_DEPTH:
+        if len(self.include_stack) > MAX_INCLUDE_DEPTH:
             self.fail(f"includes nested deeper than {MAX_INCLUDE_DEPTH}", st.span)
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             self.fail(f"cannot read '{path}': {getattr(exc, 'strerror', None) or exc}", st.args[0].span)
-        self.diags.context.append(Diagnostic("note", f"in file included from {st.span}", None))
+        self.diags.context.append(Diagnostic("note", "in file included from here", st.span))
         try:
             try:
                 statements = self.parse(text, str(path), self.diags.sources)
@@ -380,7 +380,10 @@ class Lowerer:
         if not rows[0]:
             self.fail("empty data row", node.span)
         kinds = {type(v) for row in rows for v in row}
-        return np.array(rows, dtype=np.float64 if float in kinds else np.int64)
+        try:
+            return np.array(rows, dtype=np.float64 if float in kinds else np.int64)
+        except OverflowError:
+            self.fail("value out of range (integers must fit 64 bits)", node.span)
 
     def d_data(self, st: Directive) -> None:
         self.nargs(st, 4, 4, "NAME, ADDRESS, DTYPE, VALUES")
@@ -530,13 +533,19 @@ class Lowerer:
             dt = dtypes[0] if dtypes else "i32"
             if dt in isa.FLOAT_DTYPES:
                 # round to the dtype (the chip computes in it); fp32 bits are stored
-                with np.errstate(over="ignore"):
-                    rounded = np.float16(v) if dt == "f16" else np.float32(v)
-                if np.isinf(rounded) and math.isfinite(v):
+                try:
+                    with np.errstate(over="ignore"):
+                        rounded = np.float16(v) if dt == "f16" else np.float32(v)
+                except OverflowError:  # an integer beyond any float
+                    rounded = np.float32(np.inf)
+                if np.isinf(rounded) and not (isinstance(v, float) and math.isinf(v)):
                     self.fail(f"immediate {v:g} does not fit {dt}", node.span)
                 return isa.SRC_IMMEDIATE | int(np.float32(rounded).view(np.uint32)), None
             if isinstance(v, float):
-                self.fail(f"immediate {v:g} is not an integer ({row.mnemonic}.{dt} takes integer immediates)", node.span)
+                if not v.is_integer():
+                    self.fail(f"immediate {v:g} is not an integer ({row.mnemonic}.{dt} takes integer immediates)",
+                              node.span)
+                v = int(v)
             info = {"i8": (-128, 127), "i16": (-32768, 32767), "i32": (-(1 << 31), (1 << 31) - 1)}[dt]
             if not info[0] <= v <= info[1]:
                 self.fail(f"immediate {v} does not fit {dt}", node.span)
