@@ -72,6 +72,7 @@ class ChipConfig:
     words_per_bank: int
     streams_per_direction: int
     mxm_planes: int
+    mxm_acc_rows: int
     vxm_alus_per_lane: int
     sxm_per_hemisphere: int
     c2c_links: int
@@ -161,6 +162,7 @@ ENCODING_LIMITS = {
     "words_per_bank": 4096,
     "streams_per_direction": 32,
     "mxm_planes": 4,
+    "mxm_acc_rows": 1024,
     "vxm_alus_per_lane": 16,
     "sxm_per_hemisphere": 1,
     "c2c_links": 16,
@@ -176,6 +178,8 @@ def _validate(cfg: ChipConfig) -> ChipConfig:
     for name, limit in ENCODING_LIMITS.items():
         if getattr(cfg, name) > limit:
             raise ConfigError(f"chip config '{cfg.name}': {name} = {getattr(cfg, name)} exceeds the encoding limit {limit}")
+    if cfg.mxm_planes % 2:
+        raise ConfigError(f"chip config '{cfg.name}': mxm_planes must be even (half of them sit at each edge)")
     if cfg.lanes_per_superlane != 16:
         raise ConfigError(f"chip config '{cfg.name}': lanes_per_superlane must be 16 (the SXM transposes 16x16 blocks)")
     if cfg.lanes > 1024:
@@ -200,6 +204,7 @@ TSP_V1 = _validate(ChipConfig(
     words_per_bank=4096,
     streams_per_direction=32,
     mxm_planes=4,
+    mxm_acc_rows=320,
     vxm_alus_per_lane=16,
     sxm_per_hemisphere=1,
     c2c_links=16,
@@ -215,6 +220,7 @@ TINY = _validate(ChipConfig(
     words_per_bank=256,
     streams_per_direction=16,
     mxm_planes=4,
+    mxm_acc_rows=32,
     vxm_alus_per_lane=4,
     sxm_per_hemisphere=1,
     c2c_links=2,

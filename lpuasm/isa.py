@@ -196,8 +196,9 @@ _ROWS: list[tuple] = [
     ("iw", "mxm", 0x41, "p:plane", "mxm.install", (), "install plane p's weight buffer into its array"),
     ("abc", "mxm", 0x42, "s:stream p:plane", "mxm.activation", (_MXM_IN,),
      "stream activation vector x on s through plane p, forming x @ W"),
-    ("acc", "mxm", 0x43, "p:plane d:stream mode:uimm1=1", "mxm.accumulate", (_MXM_OUT,),
-     "accumulator of plane p += (mode 1) or = (mode 0) its last x @ W; emit it on stream group d"),
+    ("acc", "mxm", 0x43, "p:plane d:stream row:uimm10 mode:uimm1=1", "mxm.accumulate", (_MXM_OUT,),
+     "take plane p's oldest product x @ W; accumulator row := product (mode 0) or row + product (mode 1); "
+     "emit the row on stream group d"),
     # ---- SXM: shifts and permutations across lanes ----------------------------
     ("shift", "sxm", 0x50, "s:stream n:simm11 d:stream x:sxm", "sxm.shift", (),
      "d[i] = s[i - n], zero where i - n is outside the lanes (n > 0 shifts up)"),

@@ -53,7 +53,7 @@ def sample() -> Image:
                   P("nop", q=w3, n=2), P("write", s=s(1), a=addr("w", 3, 1, 0))),
         e0: words(P("gather", a=addr("e", 0, 1, 10), map=s(5), d=s(6))),
         mxm2: words(P("lw", dt=isa.DTYPES["i8"], s=s(7, True), p=2), P("iw", p=2),
-                    P("acc", dt=isa.DTYPES["i32"], p=2, d=s(0), mode=1)),
+                    P("acc", dt=isa.DTYPES["i32"], p=2, d=s(0), row=5, mode=1)),
     }
     init = np.arange(2 * 3 * 2 * LANES, dtype=np.uint8).reshape(-1, LANES)  # f16 3x40: 2 tiles x 3 rows x 2 bytes
     data = [
