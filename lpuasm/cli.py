@@ -52,6 +52,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", metavar="OUT.lasm", help="write to OUT.lasm instead of stdout")
     _config_arg(d, "chip config of an image built for a config file (built-in ones are recognised)")
 
+    r = sub.add_parser("run", help="run a program on the simulated chip",
+                       description="Run FILE (a .lasm source, assembled on the fly, or a .lpu image) on the simulated "
+                                   "chip and report its cycle count (docs/timing-model.md).")
+    r.add_argument("file", metavar="FILE")
+    _config_arg(r)
+    r.add_argument("-I", dest="include", action="append", default=[], metavar="DIR", help="include path (for .lasm)")
+    r.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE", help="define a constant")
+    r.add_argument("--stats", action="store_true", help="print cycles, per-unit utilisation, SRAM traffic, MACs")
+    r.add_argument("--json", action="store_true", help="print the statistics as one JSON object")
+    r.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of every issued instruction")
+    r.add_argument("--dump", action="append", default=[], metavar="SYMBOL[:FILE.npy]",
+                   help="print a data symbol's final tensor, or save it to FILE.npy")
+    r.add_argument("--timing-only", action="store_true", help="check the schedule and count cycles without numerics")
+    r.add_argument("--max-cycles", type=int, metavar="N", help="refuse programs that run longer than N cycles")
+    r.add_argument("--allow-uninit", action="store_true", help="let reads of uninitialised SRAM return zeros")
+    r.add_argument("--strict-fp", action="store_true", help="stop at the first NaN or Inf result")
+
     i = sub.add_parser("isa", help="instruction set reference",
                        description="List the instruction set, or describe one instruction, from the instruction table.")
     i.add_argument("mnemonic", nargs="?", metavar="MNEMONIC")
@@ -179,6 +196,99 @@ def cmd_disasm(args) -> int:
     return 0
 
 
+def _assemble_or_load(args):
+    """(image, config, sources) of a .lasm (assembled now) or .lpu file."""
+    from . import imagefile
+    from .assembler import assemble_file
+    from .diagnostics import LpuError
+    from .disasm import config_of
+    from .lower import parse_define
+
+    config = _load_config(args.config)
+    path = Path(args.file)
+    if path.suffix == ".lpu":
+        image = imagefile.load(path, config)
+        cfg = config or config_of(image)
+        if cfg is None:
+            raise LpuError(f"{path}: built for chip config '{image.config_name}', which is not built in; "
+                           f"give its file with --config")
+        return image, cfg, None
+    defines = {}
+    for text in getattr(args, "define", []):
+        try:
+            name, value = parse_define(text)
+        except ValueError as e:
+            raise LpuError(str(e)) from None
+        defines[name] = value
+    asm = assemble_file(path, config=config, include_dirs=getattr(args, "include", []), defines=defines)
+    for w in asm.warnings:
+        print(w.render(asm.sources), file=sys.stderr)
+    return asm.image, asm.config, asm.sources
+
+
+def cmd_run(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .diagnostics import LpuError
+    from .interp import Interrupted, run
+    from .program import load_program
+    from .report import summary, table, to_json, trace
+    from .sim import SimError
+
+    if args.max_cycles is not None and args.max_cycles < 0:
+        raise LpuError("--max-cycles must not be negative")
+    image, cfg, sources = _assemble_or_load(args)
+    dumps = []
+    names = {d.name for d in image.data}
+    for spec in args.dump:
+        name, _, out = spec.partition(":")
+        if name not in names:
+            from .diagnostics import did_you_mean
+            hint = did_you_mean(name, names)
+            raise LpuError(f"--dump {spec}: no data symbol '{name}'" + (f"; {hint}" if hint else ""))
+        if args.timing_only:
+            raise LpuError("--dump needs a numeric run (drop --timing-only)")
+        dumps.append((name, out))
+    program = load_program(image, cfg)
+    if args.trace:
+        _write_text(args.trace, json.dumps(trace(program)))
+    try:
+        result = run(program, timing_only=args.timing_only, allow_uninit=args.allow_uninit,
+                     strict_fp=args.strict_fp, max_cycles=args.max_cycles)
+    except SimError as e:
+        if sources is not None:
+            e.sources = sources
+        print(e.render(), file=sys.stderr)
+        if e.stats is not None and (args.stats or args.json):
+            print("statistics of the schedule up to the error:", file=sys.stderr)
+            print(table(e.stats, cfg, True), file=sys.stderr)
+        return 1
+    except Interrupted as e:
+        print(f"lpuasm: interrupted at cycle {e.cycle}", file=sys.stderr)
+        print(table(e.stats, cfg, args.timing_only), file=sys.stderr)
+        return 130
+    stats = result.stats
+    if args.json:
+        print(to_json(stats, cfg, args.timing_only))
+    else:
+        print(summary(args.file, stats, cfg))
+        if args.stats:
+            print(table(stats, cfg, args.timing_only))
+    for name, out in dumps:
+        tensor = result.tensor(name)
+        if out:
+            try:
+                np.save(out, tensor)
+            except OSError as e:
+                raise LpuError(f"cannot write {out}: {e.strerror}") from None
+        elif not args.json:
+            with np.printoptions(threshold=2000, linewidth=120):
+                print(f"{name} ({tensor.dtype}, {tensor.shape[0]}x{tensor.shape[1]}):\n{tensor}")
+    return 0
+
+
 def cmd_isa(args) -> int:
     from . import isadoc
     from .diagnostics import LpuError
@@ -200,4 +310,4 @@ def cmd_demo(args) -> int:
     return run_demo(_load_config(args.config), args.size, args.keep)
 
 
-_COMMANDS = {"asm": cmd_asm, "disasm": cmd_disasm, "isa": cmd_isa, "demo": cmd_demo}
+_COMMANDS = {"asm": cmd_asm, "disasm": cmd_disasm, "run": cmd_run, "isa": cmd_isa, "demo": cmd_demo}

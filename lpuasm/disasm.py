@@ -85,8 +85,9 @@ class _Symbolizer:
         return isa.addr_name(code)
 
 
-def format_instruction(row: isa.Instr, fields: dict, config: ChipConfig, addr=isa.addr_name) -> str:
-    """Assembly text of one decoded instruction (without pin)."""
+def format_instruction(row: isa.Instr, fields: dict, config: ChipConfig, addr=isa.addr_name, pad: bool = True) -> str:
+    """Assembly text of one decoded instruction (without pin); *pad* aligns the
+    operands in a column."""
     dts = [isa.DTYPE_NAMES[fields[k]] for k in ("dt", "dt2")[: row.nsuffixes]]
     mnemonic = row.mnemonic + "".join(f".{d}" for d in dts)
     ops = []
@@ -113,7 +114,7 @@ def format_instruction(row: isa.Instr, fields: dict, config: ChipConfig, addr=is
             ops.append(f"c2c{v}")
         else:
             ops.append(str(v))
-    return f"{mnemonic:<10} {', '.join(ops)}".rstrip()
+    return f"{mnemonic:<{10 if pad else 0}} {', '.join(ops)}".rstrip()
 
 
 def _value(v, dtype: str) -> str:

@@ -1,0 +1,372 @@
+"""The fast interpreter: numpy-vectorised, deterministic, cycle-accurate to
+docs/timing-model.md.
+
+The timing analysis (:mod:`lpuasm.analysis`) has already matched every stream
+sample with its producer, so no stream registers exist at run time: each
+instruction's inputs are read from a ring buffer of produced values.  The
+program runs in issue order, and all instructions issued in one cycle with the
+same opcode and dtypes execute as one batch (one numpy call over a (B, lanes)
+array).  Idle cycles cost nothing.  SRAM writes and MXM state changes are
+queued and applied once their cycle has passed, so every instruction sees
+exactly the state the model says it sees.  MXM products are computed lazily, in
+one matrix product per plane for all activations waiting when a result is
+first needed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import chip, isa
+from . import semantics as sem
+from .analysis import Analysis, analyse, error_at
+from .program import Program
+from .sim import RunResult, SimError, Stats, initial_sram
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a run: carries the statistics so far."""
+
+    def __init__(self, stats: Stats, cycle: int):
+        super().__init__(f"interrupted at cycle {cycle}")
+        self.stats, self.cycle = stats, cycle
+
+
+@dataclass
+class _Plane:
+    """State of one MXM plane."""
+
+    buffer: list = field(default_factory=list)       # rows of W being loaded
+    buffer_dtype: str | None = None
+    weights: np.ndarray | None = None                # installed (K, lanes)
+    dtype: str | None = None
+    version: int = 0                                 # install counter
+    pending: list = field(default_factory=list)      # [ready, x, version, weights, product or None]
+    acc: dict = field(default_factory=dict)          # accumulator rows
+
+
+def run(program: Program, *, timing_only: bool = False, allow_uninit: bool = False, strict_fp: bool = False,
+        max_cycles: int | None = None) -> RunResult:
+    """Run *program*; raises SimError on a violation (with ``stats`` so far)."""
+    t0 = time.perf_counter()
+    a = analyse(program)
+    if max_cycles is not None and a.end > max_cycles:
+        err = SimError(f"the program needs {a.end} cycles, more than --max-cycles {max_cycles}")
+        err.stats = a.stats
+        raise err
+    if timing_only or not len(program):
+        a.stats.wall_seconds = time.perf_counter() - t0
+        return RunResult(program.config, program.image, a.stats, None)
+    engine = _Engine(a, allow_uninit, strict_fp)
+    try:
+        engine.run()
+    except SimError as e:
+        e.stats = a.stats
+        raise
+    a.stats.nan_inf = engine.nan_inf
+    a.stats.wall_seconds = time.perf_counter() - t0
+    return RunResult(program.config, program.image, a.stats, engine.sram)
+
+
+class _Engine:
+    def __init__(self, a: Analysis, allow_uninit: bool, strict_fp: bool):
+        p = a.program
+        self.a, self.p, self.cfg = a, p, p.config
+        self.allow_uninit, self.strict_fp = allow_uninit, strict_fp
+        self.sram, self.valid = initial_sram(p.image, self.cfg)
+        self.nan_inf = 0
+        n = len(p)
+        reads, writes = a.reads, a.writes
+        # where each row's stream reads and writes start in the tables (sorted by row)
+        self.r_start = np.searchsorted(reads.row, np.arange(n))
+        self.w_start = np.searchsorted(writes.row, np.arange(n))
+        # ring buffer of produced values: a value lives until its last reader issues
+        nw = len(writes.row)
+        issue = p.cycle[writes.row]
+        last = issue.copy()
+        if len(reads.row):
+            np.maximum.at(last, a.producer, reads.cycle)
+        ring = int((np.searchsorted(issue, last, "right") - np.arange(nw)).max()) + 1 if nw else 1
+        self.ring = max(ring, 1)
+        self.store = np.zeros((self.ring, self.cfg.lanes), dtype=np.uint8)
+        self.pending_writes: list = []  # heap of (commit, seq, kind, payload)
+        self.seq = 0
+        self.planes = [_Plane() for _ in range(self.cfg.mxm_planes)]
+        self.events: list = []  # heap of (cycle, seq, plane, kind, payload)
+
+    # ---- the main loop ---------------------------------------------------------------
+    def run(self) -> None:
+        p = self.p
+        n = len(p)
+        key = self._group_keys()
+        order = np.lexsort((key, p.cycle))
+        cyc, k = p.cycle[order], key[order]
+        cut = np.nonzero((cyc[1:] != cyc[:-1]) | (k[1:] != k[:-1]))[0] + 1
+        starts = np.concatenate(([0], cut)).tolist()
+        ends = np.concatenate((cut, [n])).tolist()
+        cycles = cyc[starts].tolist() if n else []
+        ops = p.op[order][starts].tolist() if n else []
+        handlers = {op: getattr(self, "_" + isa.BY_OPCODE[op].unit) for op in set(ops)}
+        try:
+            for s, e, t, op in zip(starts, ends, cycles, ops):
+                if self.pending_writes and self.pending_writes[0][0] < t:
+                    self._commit(t)
+                if self.events and self.events[0][0] < t:
+                    self._apply_events(t)
+                handlers[op](order[s:e], t, isa.BY_OPCODE[op])
+        except KeyboardInterrupt:
+            raise Interrupted(self.a.stats, t) from None
+        self._commit(1 << 62)
+
+    def _group_keys(self) -> np.ndarray:
+        """Rows that can run as one batch share a key: opcode, dtypes, and
+        whether the src operand is an immediate."""
+        p = self.p
+        key = p.op.astype(np.int64) << 12
+        dt = ((p.word >> np.uint64(8)) & np.uint64(0x3F)).astype(np.int64)
+        for opcode in np.unique(p.op).tolist():
+            row = isa.BY_OPCODE[opcode]
+            rows = p.op == opcode
+            extra = dt[rows] & ((1 << (3 * row.nsuffixes)) - 1)
+            if any(o.kind == "src" for o in row.operands):
+                f = next(f for f in row.fields if f.name == "b")
+                imm = ((p.word[rows] >> np.uint64(f.lo + 32)) & np.uint64(1)).astype(np.int64)
+                extra = extra | (imm << 6)
+            key[rows] |= extra
+        return key
+
+    # ---- operands -------------------------------------------------------------------
+    def _inputs(self, rows: np.ndarray) -> np.ndarray:
+        """(B, planes, lanes) bytes of every stream the rows sample, in
+        operand-then-plane order."""
+        a = self.a
+        first = self.r_start[rows[0]]
+        count = (self.r_start[rows[0] + 1] if rows[0] + 1 < len(self.r_start) else len(a.reads.row)) - first
+        if count == 0:
+            return np.zeros((len(rows), 0, self.cfg.lanes), np.uint8)
+        idx = self.r_start[rows][:, None] + np.arange(count)[None, :]
+        return self.store[a.producer[idx] % self.ring]
+
+    def _outputs(self, rows: np.ndarray, planes: np.ndarray) -> None:
+        idx = self.w_start[rows][:, None] + np.arange(planes.shape[1])[None, :]
+        self.store[idx % self.ring] = planes
+
+    def _fields(self, rows: np.ndarray, row: isa.Instr) -> dict:
+        words = self.p.word[rows]
+        out = {}
+        for f in row.fields:
+            v = ((words >> np.uint64(f.lo)) & np.uint64(f.mask)).astype(np.int64)
+            if f.signed:
+                v = np.where(v >> (f.width - 1), v - (1 << f.width), v)
+            out[f.name] = v
+        return out
+
+    def _check_fp(self, rows: np.ndarray, values: np.ndarray) -> None:
+        if values.dtype.kind != "f":
+            return
+        bad = ~np.isfinite(values)
+        if bad.any():
+            self.nan_inf += int(bad.sum())
+            if self.strict_fp:
+                i = int(np.nonzero(bad.any(axis=1))[0][0])
+                raise error_at(self.p, int(rows[i]), "non-finite result (strict fp)")
+
+    # ---- units -------------------------------------------------------------------------
+    def _icu(self, rows, t, row) -> None:
+        pass
+
+    def _c2c(self, rows, t, row) -> None:
+        raise error_at(self.p, int(rows[0]), "C2C is not simulated yet (multi-chip runs come later); "
+                                             "use --timing-only")
+
+    def _vxm(self, rows, t, row) -> None:
+        f = self._fields(rows, row)
+        dt = isa.DTYPE_NAMES[int(f["dt"][0])]
+        dt2 = isa.DTYPE_NAMES[int(f["dt2"][0])] if row.nsuffixes > 1 else None
+        planes = self._inputs(rows)
+        g = isa.DTYPE_BYTES[dt]
+        names = [o.name for o in row.operands if o.kind in ("stream", "src") and o.name != "d"]
+        ops, at = {}, 0
+        for name in names:
+            if name == "b" and f["b"][0] & isa.SRC_IMMEDIATE:
+                ops[name] = sem.immediates(f["b"], dt)
+                continue
+            ops[name] = sem.from_planes(planes[:, at:at + g], dt)
+            at += g
+        out = sem.vxm(row.mnemonic, dt, ops.get("a"), ops.get("b"), ops.get("m"), dt2)
+        self._check_fp(rows, out)
+        self._outputs(rows, sem.to_planes(out))
+
+    def _sxm(self, rows, t, row) -> None:
+        f = self._fields(rows, row)
+        planes = self._inputs(rows)
+        lanes = self.cfg.lanes
+        mn = row.mnemonic
+        if mn == "transpose":
+            self._outputs(rows, sem.transpose(planes))
+            return
+        s = planes[:, 0]
+        if mn == "shift":
+            out = sem.shift(s, f["n"])
+        elif mn == "rotate":
+            out = sem.rotate(s, f["n"])
+        elif mn == "permute":
+            index = sem.from_planes(planes[:, 1:3], "i16").astype(np.int64) & 0xFFFF
+            if (index >= lanes).any():
+                i = int(np.nonzero((index >= lanes).any(axis=1))[0][0])
+                raise error_at(self.p, int(rows[i]), f"permute map names lane {int(index[i].max())}, "
+                                                     f"past the last lane {lanes - 1}")
+            out = sem.permute(s, index)
+        else:
+            index = planes[:, 1]
+            badmask = (index >= 16) & (index != 255)
+            if badmask.any():
+                i = int(np.nonzero(badmask.any(axis=1))[0][0])
+                raise error_at(self.p, int(rows[i]), f"distribute map value {int(index[i][badmask[i]][0])} "
+                                                     f"is neither a lane of the superlane (0..15) nor 255")
+            out = sem.distribute(s, index)
+        self._outputs(rows, out[:, None, :])
+
+    def _mem(self, rows, t, row) -> None:
+        f = self._fields(rows, row)
+        code = f["a"]
+        h, sl, b, off = (code >> 19) & 1, (code >> 13) & 63, (code >> 12) & 1, code & 0xFFF
+        lanes = self.cfg.lanes
+        mn = row.mnemonic
+        if mn == "read":
+            self._check_valid(rows, h, sl, b, off[:, None])
+            self._outputs(rows, self.sram[h, sl, b, off][:, None, :])
+        elif mn == "write":
+            self._queue_write(t + self.a.delay[rows[0]], (h, sl, b, off), self._inputs(rows)[:, 0].copy())
+        elif mn == "gather":
+            offs = off[:, None] + self._inputs(rows)[:, 0].astype(np.int64)
+            self._check_offsets(rows, offs)
+            self._check_valid(rows, h, sl, b, offs)
+            lane = np.arange(lanes)[None, :]
+            vals = self.sram[h[:, None], sl[:, None], b[:, None], offs, lane]
+            self._outputs(rows, vals[:, None, :])
+        else:  # scatter
+            planes = self._inputs(rows)
+            offs = off[:, None] + planes[:, 1].astype(np.int64)
+            self._check_offsets(rows, offs)
+            self._queue_write(t + self.a.delay[rows[0]], (h, sl, b, offs), planes[:, 0].copy())
+
+    def _check_offsets(self, rows, offs) -> None:
+        bad = offs >= self.cfg.words_per_bank
+        if bad.any():
+            i = int(np.nonzero(bad.any(axis=1))[0][0])
+            raise error_at(self.p, int(rows[i]), f"{self.p.text(int(rows[i])).split()[0]} offset "
+                                                 f"{int(offs[i].max())} leaves the bank")
+
+    def _check_valid(self, rows, h, sl, b, offs) -> None:
+        if self.allow_uninit:
+            return
+        ok = self.valid[h[:, None], sl[:, None], b[:, None], offs]
+        if not ok.all():
+            i = int(np.nonzero(~ok.all(axis=1))[0][0])
+            word = int(offs[i][~ok[i]][0])
+            raise error_at(self.p, int(rows[i]), f"uninitialised SRAM read of "
+                                                 f"{'E' if h[i] else 'W'}{int(sl[i])}.b{int(b[i])}[{word}]",
+                           "nothing was written there and it holds no initial data; "
+                           "--allow-uninit reads such words as zeros")
+
+    def _queue_write(self, commit: int, where, values) -> None:
+        heapq.heappush(self.pending_writes, (int(commit), self.seq, where, values))
+        self.seq += 1
+
+    def _commit(self, t: int) -> None:
+        """Apply the SRAM writes that commit before cycle *t*, in order."""
+        lanes = np.arange(self.cfg.lanes)[None, :]
+        while self.pending_writes and self.pending_writes[0][0] < t:
+            _, _, (h, sl, b, off), values = heapq.heappop(self.pending_writes)
+            if off.ndim == 1:
+                self.sram[h, sl, b, off] = values
+                self.valid[h, sl, b, off] = True
+            else:  # scatter: lane i of word off[i]
+                self.sram[h[:, None], sl[:, None], b[:, None], off, lanes] = values
+                self.valid[h[:, None], sl[:, None], b[:, None], off] = True
+
+    # ---- MXM ----------------------------------------------------------------------------
+    def _event(self, cycle: int, plane: int, kind: str, payload=None) -> None:
+        heapq.heappush(self.events, (int(cycle), self.seq, plane, kind, payload))
+        self.seq += 1
+
+    def _apply_events(self, t: int) -> None:
+        cfg = self.cfg
+        while self.events and self.events[0][0] < t:
+            cycle, _, p, kind, payload = heapq.heappop(self.events)
+            st = self.planes[p]
+            if kind == "append":
+                dtype, vec, row = payload
+                k = chip.mxm_k(cfg, dtype)
+                if st.buffer and st.buffer_dtype != dtype:
+                    raise error_at(self.p, row, f"dtype mismatch: the weight buffer of mxm{p} holds "
+                                                f"{st.buffer_dtype} rows, lw.{dtype} adds {dtype}")
+                if len(st.buffer) >= k:
+                    raise error_at(self.p, row, f"weight buffer of mxm{p} holds {k} rows already (K = {k})")
+                st.buffer.append(vec)
+                st.buffer_dtype = dtype
+            else:  # install
+                dtype = st.buffer_dtype or st.dtype or "i8"
+                k = chip.mxm_k(cfg, dtype)
+                w = np.zeros((k, cfg.lanes), dtype=sem.NP[dtype])
+                if st.buffer:
+                    w[:len(st.buffer)] = np.stack(st.buffer)
+                st.weights, st.dtype = w, dtype
+                st.version += 1
+                st.buffer, st.buffer_dtype = [], None
+
+    def _mxm(self, rows, t, row) -> None:
+        f = self._fields(rows, row)
+        planes = self._inputs(rows)
+        cfg = self.cfg
+        for i, r in enumerate(rows.tolist()):
+            p = int(f["p"][i])
+            st = self.planes[p]
+            mn = row.mnemonic
+            if mn == "iw":
+                self._event(t + self.a.delay[r], p, "install")
+                continue
+            dt = isa.DTYPE_NAMES[int(f["dt"][i])]
+            if mn == "lw":
+                vec = sem.from_planes(planes[i:i + 1], dt)[0].copy()
+                self._event(t + self.a.delay[r], p, "append", (dt, vec, r))
+            elif mn == "abc":
+                if st.weights is None:
+                    raise error_at(self.p, r, f"no weights installed on mxm{p}")
+                if st.dtype != dt:
+                    raise error_at(self.p, r, f"dtype mismatch: mxm{p} holds {st.dtype} weights, "
+                                              f"abc.{dt} streams {dt}")
+                x = sem.from_planes(planes[i:i + 1], dt)[0][:chip.mxm_k(cfg, dt)].copy()
+                st.pending.append([t + self.a.delay[r], x, st.version, st.weights, None])
+            else:  # acc
+                self._acc(r, p, st, dt, int(f["row"][i]), int(f["mode"][i]), t)
+
+    def _acc(self, r: int, p: int, st: _Plane, dt: str, acc_row: int, mode: int, t: int) -> None:
+        if not st.pending or st.pending[0][0] >= t:
+            raise error_at(self.p, r, f"no product ready on mxm{p}")
+        head = st.pending[0]
+        wdt = "i8" if head[3].dtype == np.int8 else "f16"
+        want = "i32" if wdt == "i8" else "f32"
+        if dt != want:
+            raise error_at(self.p, r, f"acc.{dt} on mxm{p} whose weights are {wdt} (use acc.{want})")
+        if acc_row >= self.cfg.mxm_acc_rows:
+            raise error_at(self.p, r, f"accumulator row {acc_row} does not exist "
+                                      f"(mxm{p} has {self.cfg.mxm_acc_rows})")
+        if head[4] is None:
+            # one matrix product for every waiting activation that uses the same weights
+            batch = [e for e in st.pending if e[4] is None and e[2] == head[2]]
+            prod = sem.matmul(np.stack([e[1] for e in batch]), head[3], wdt)
+            for e, y in zip(batch, prod):
+                e[4] = y
+        product = st.pending.pop(0)[4]
+        prev = st.acc.get(acc_row)
+        with np.errstate(all="ignore"):
+            value = product if (mode == 0 or prev is None) else (prev + product).astype(product.dtype)
+        st.acc[acc_row] = value
+        self._check_fp(np.array([r]), value[None, :])
+        self._outputs(np.array([r]), sem.to_planes(value[None, :]))
