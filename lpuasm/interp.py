@@ -24,6 +24,8 @@ import numpy as np
 from . import chip, isa
 from . import semantics as sem
 from .analysis import Analysis, analyse, error_at
+from .levels import LevelEngine
+from .levels import supported as levels_supported
 from .program import Program
 from .sim import RunResult, SimError, Stats, initial_sram
 
@@ -50,8 +52,11 @@ class _Plane:
 
 
 def run(program: Program, *, timing_only: bool = False, allow_uninit: bool = False, strict_fp: bool = False,
-        max_cycles: int | None = None) -> RunResult:
-    """Run *program*; raises SimError on a violation (with ``stats`` so far)."""
+        max_cycles: int | None = None, engine_name: str = "auto") -> RunResult:
+    """Run *program*; raises SimError on a violation (with ``stats`` so far).
+    *engine_name*: "levels" (whole-program dataflow batches, the fast one),
+    "cycles" (issue order, one batch per cycle and opcode: also runs gather and
+    scatter), or "auto" (levels where it can)."""
     t0 = time.perf_counter()
     a = analyse(program)
     if max_cycles is not None and a.end > max_cycles:
@@ -61,7 +66,8 @@ def run(program: Program, *, timing_only: bool = False, allow_uninit: bool = Fal
     if timing_only or not len(program):
         a.stats.wall_seconds = time.perf_counter() - t0
         return RunResult(program.config, program.image, a.stats, None)
-    engine = _Engine(a, allow_uninit, strict_fp)
+    engine = LevelEngine(a, allow_uninit, strict_fp) if (engine_name == "levels" or (
+        engine_name == "auto" and levels_supported(a))) else _Engine(a, allow_uninit, strict_fp)
     try:
         engine.run()
     except SimError as e:
