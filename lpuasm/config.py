@@ -241,6 +241,7 @@ def from_dict(data: dict, default_name: str = "custom") -> ChipConfig:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown chip config key(s): {', '.join(unknown)}")
+    changed = bool(data)
     latencies = dict(base.latencies)
     for key, value in data.pop("latencies", {}).items():
         if key not in DEFAULT_LATENCIES:
@@ -254,7 +255,7 @@ def from_dict(data: dict, default_name: str = "custom") -> ChipConfig:
     merged = dataclasses.asdict(base) | data
     merged["latencies"] = latencies
     merged.setdefault("name", default_name)
-    if merged["name"] == base.name and data:
+    if merged["name"] == base.name and changed:
         merged["name"] = default_name
     try:
         return _validate(ChipConfig(**merged))
@@ -281,7 +282,10 @@ def load(spec: str | None) -> ChipConfig:
         raise ConfigError(f"{spec}: not valid {path.suffix[1:].upper()}: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{spec}: expected a table of config keys")
-    return from_dict(data, default_name=path.stem)
+    try:
+        return from_dict(data, default_name=path.stem)
+    except ConfigError as exc:
+        raise ConfigError(f"{spec}: {exc}") from None
 
 
 def _queue_names(cfg: ChipConfig) -> tuple[str, ...]:

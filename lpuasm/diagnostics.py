@@ -63,7 +63,7 @@ class SourceCache:
                 return None
             self._lines[name] = lines
         if 1 <= lineno <= len(lines):
-            return lines[lineno - 1].expandtabs(1)
+            return "".join(c if c.isprintable() else "?" for c in lines[lineno - 1].expandtabs(1))
         return None
 
 

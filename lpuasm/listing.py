@@ -16,19 +16,17 @@ def listing(image: Image, config: ChipConfig, sources: SourceCache | None = None
     sm = image.srcmap
     symbolize = _Symbolizer(image.data, config.lanes)
     records = sorted(walk(image), key=lambda r: (r.cycle, r.queue, r.word_index))
+    locs = [f"{sm.files[int(sm.file[r.srcrow])]}:{int(sm.line[r.srcrow])}" if r.srcrow >= 0 else "" for r in records]
+    lw = max([24] + [len(x) for x in locs])
     out = [f"; listing: chip {config.name}, {image.instruction_count()} instructions, "
            f"{image.word_count()} words",
-           f"; {'cycle':>8}  {'queue':<6} {'word':<18}  {'location':<24} {'instruction':<36} source"]
-    for r in records:
+           f"; {'cycle':>8}  {'queue':<6} {'word':<18}  {'location':<{lw}} {'instruction':<36} source"]
+    for r, loc in zip(records, locs):
         text = format_instruction(r.row, r.fields, config, symbolize)
-        if r.srcrow < 0:
-            loc, src = "", ""
-        else:
-            fname = sm.files[int(sm.file[r.srcrow])]
-            line = int(sm.line[r.srcrow])
-            loc = f"{fname}:{line}"
-            src = (sources.line(fname, line) or "").strip()
-        out.append(f"  {r.cycle:>8}  {config.queues[r.queue]:<6} {r.word:#018x}  {loc:<24} {text:<36} {src}".rstrip())
+        src = ""
+        if r.srcrow >= 0:
+            src = (sources.line(sm.files[int(sm.file[r.srcrow])], int(sm.line[r.srcrow])) or "").strip()
+        out.append(f"  {r.cycle:>8}  {config.queues[r.queue]:<6} {r.word:#018x}  {loc:<{lw}} {text:<36} {src}".rstrip())
     return "\n".join(out) + "\n"
 
 
@@ -40,8 +38,9 @@ def symbol_map(image: Image, config: ChipConfig) -> str:
         init = "initialised" if d.init is not None else "reserved"
         where = f"{n} word{'s' * (n != 1)}"
         if d.planes > 1:
+            first = isa.addr_name(d.addr).split(".")[0]
             last = isa.addr_name(d.plane_addr(d.planes - 1)).split(".")[0]
-            where += f" in each of {d.planes} slices ..{last}"
+            where += f" in each of {d.planes} slices {first}..{last}"
         out.append(f"  {d.name:<20} {'data':<6} {isa.addr_name(d.addr)}  {d.dtype} {d.rows}x{d.cols}  {where}, {init}")
     for c in image.consts:
         out.append(f"  {c.name:<20} {'const':<6} {c.value!r}")

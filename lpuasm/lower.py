@@ -83,6 +83,7 @@ class Lowerer:
         self.const_kind: dict[str, str] = {}  # name -> "equ" | "set" | "define"
         self.defined_at: dict[str, Span | None] = {}
         self.data: dict[str, DataSymbol] = {}
+        self.failed_data: set[str] = set()  # data directives that failed: no follow-on errors
         self.labels: dict[str, int] = {}
         self.pending_labels: list[str] = []
         self.last_row_of_queue: dict[int, tuple[isa.Instr, int]] = {}  # queue -> (row, word)
@@ -199,6 +200,16 @@ class Lowerer:
 
     # ---- directives -------------------------------------------------------------------
     def directive(self, st: Directive) -> None:
+        if st.name in ("data", "npy", "blob", "space") and st.args and isinstance(st.args[0], Name):
+            try:
+                self._directive(st)
+            except Fatal:
+                self.failed_data.add(st.args[0].name)
+                raise
+            return
+        self._directive(st)
+
+    def _directive(self, st: Directive) -> None:
         handler = getattr(self, f"d_{st.name}", None)
         if handler is None or st.name not in DIRECTIVES:
             if st.name in RESERVED:
@@ -603,6 +614,8 @@ class Lowerer:
         else:
             self.fail("expected an SRAM address (a data symbol, symbol[word], symbol.p1[word] or W3.b0[16])", node.span)
         sym = self.data.get(name)
+        if sym is None and name in self.failed_data:
+            raise Fatal  # its definition was already reported
         if sym is None:
             hint = did_you_mean(name, self.data)
             if name in self.consts:
@@ -677,7 +690,7 @@ def parse_define(text: str) -> tuple[str, int | float]:
             v = float(value)
         except ValueError:
             raise ValueError(f"-D {text}: '{value}' is not a number") from None
-        if math.isnan(v):
-            raise ValueError(f"-D {text}: NaN is not a value") from None
+        if not math.isfinite(v):
+            raise ValueError(f"-D {text}: the value must be finite") from None
         return name, v
 
