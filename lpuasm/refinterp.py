@@ -395,8 +395,7 @@ class ReferenceInterpreter:
         words = offset + mapv.astype(np.int64)
         for lane in range(self.lanes):
             if words[lane] >= self.config.words_per_bank:
-                raise self.error(ins, f"{what} offset {int(words[lane])} leaves the bank "
-                                      f"(0..{self.config.words_per_bank - 1})")
+                raise self.error(ins, f"{what} offset {int(words[lane])} leaves the bank")
         return words
 
     # ---- VXM ------------------------------------------------------------------------------------------
@@ -516,7 +515,8 @@ class ReferenceInterpreter:
                 new = product.astype(npdt)
             else:
                 old = plane.acc[r].copy().view(npdt).reshape(self.lanes)
-                new = (old + product).astype(npdt)  # int32 wraps, float32 adds
+                with np.errstate(all="ignore"):
+                    new = (old + product).astype(npdt)  # int32 wraps, float32 adds
             plane.acc[r] = new.astype(npdt).view(np.uint8).reshape(self.lanes, 4)
             self.check_result(ins, new, dt)
             self.emit_typed(ins, f["d"], new, dt, ins.effect)

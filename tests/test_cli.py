@@ -207,7 +207,7 @@ def test_asm_defines(capsys, n, scale, word, shown, const):
     assert (rc, err) == (0, "")
     lines = squeezed(out)
     assert any(f"read {word}, s0e read x[N], s0e @0" in line for line in lines), out
-    assert any(f"vmul.f32 s4e, {shown}, s8e vmul.f32 s4e, SCALE, s8e" in line for line in lines), out
+    assert any(f"vmul.f32 s4e, {shown}, s8e vmul.f32 s4e, SCALE, s8e @5" in line for line in lines), out
     assert f"N const {int(n, 0)}" in lines
     assert f"SCALE const {const}" in lines
 
@@ -223,7 +223,7 @@ def test_asm_define_missing_is_undefined(capsys):
     write("d.lasm", DEFINES)
     err = fails(capsys, "asm", "d.lasm", "-D", "N=1")
     assert err == ("d.lasm:4:19: error: undefined symbol 'SCALE'\n"
-                   " 4 |     vmul.f32 s4e, SCALE, s8e\n"
+                   " 4 |     vmul.f32 s4e, SCALE, s8e @5\n"
                    "   |                   ^~~~~\n")
 
 
