@@ -257,9 +257,6 @@ def _no_value(a: Analysis, i: int, geo: chip.Geometry) -> str:
     passing = w.cycle[same] + np.abs(x - w.position[same])
     before = passing[passing < c]
     tail = f"; it last passed at cycle {int(before.max())}" if len(before) else "; nothing has passed there yet"
-    later = passing[passing > c]
-    if len(later):
-        tail += f" (next at cycle {int(later.min())})"
     return f"no value passes {geo.position_name(x)} on stream {_sname(d, idx)} at cycle {c}{tail}"
 
 
@@ -281,7 +278,7 @@ def _port_conflicts(a: Analysis, geo: chip.Geometry) -> list:
     sid, cyc, bank, isw, rows = (np.concatenate(c) for c in zip(*events))
     out = []
     key = (sid * 2 + isw) * (int(cyc.max()) + 1) + cyc
-    order = np.argsort(key, kind="stable")
+    order = np.lexsort((rows, key))  # the later-issued of two is blamed
     dup = np.nonzero(key[order][1:] == key[order][:-1])[0]
     if len(dup):
         j = int(order[dup[0] + 1])

@@ -47,6 +47,7 @@ class _Plane:
     weights: np.ndarray | None = None                # installed (K, lanes)
     dtype: str | None = None
     version: int = 0                                 # install counter
+    installed: bool = False
     pending: list = field(default_factory=list)      # [ready, x, version, weights, product or None]
     acc: dict = field(default_factory=dict)          # accumulator rows
 
@@ -63,9 +64,11 @@ def run(program: Program, *, timing_only: bool = False, allow_uninit: bool = Fal
         err = SimError(f"the program needs {a.end} cycles, more than --max-cycles {max_cycles}")
         err.stats = a.stats
         raise err
-    if timing_only or not len(program):
+    if timing_only:
         a.stats.wall_seconds = time.perf_counter() - t0
         return RunResult(program.config, program.image, a.stats, None)
+    if not len(program):
+        return RunResult(program.config, program.image, a.stats, initial_sram(program.image, program.config)[0])
     engine = LevelEngine(a, allow_uninit, strict_fp) if (engine_name == "levels" or (
         engine_name == "auto" and levels_supported(a))) else _Engine(a, allow_uninit, strict_fp)
     try:
@@ -119,14 +122,15 @@ class _Engine:
         handlers = {op: getattr(self, "_" + isa.BY_OPCODE[op].unit) for op in set(ops)}
         try:
             for s, e, t, op in zip(starts, ends, cycles, ops):
-                if self.pending_writes and self.pending_writes[0][0] < t:
+                if self.pending_writes and self.pending_writes[0][0] <= t:
                     self._commit(t)
-                if self.events and self.events[0][0] < t:
+                if self.events and self.events[0][0] <= t:
                     self._apply_events(t)
                 handlers[op](order[s:e], t, isa.BY_OPCODE[op])
         except KeyboardInterrupt:
             raise Interrupted(self.a.stats, t) from None
         self._commit(1 << 62)
+        self._apply_events(1 << 62)
 
     def _group_keys(self) -> np.ndarray:
         """Rows that can run as one batch share a key: opcode, dtypes, and
@@ -285,9 +289,9 @@ class _Engine:
         self.seq += 1
 
     def _commit(self, t: int) -> None:
-        """Apply the SRAM writes that commit before cycle *t*, in order."""
+        """Apply the SRAM writes that commit by cycle *t*, in order."""
         lanes = np.arange(self.cfg.lanes)[None, :]
-        while self.pending_writes and self.pending_writes[0][0] < t:
+        while self.pending_writes and self.pending_writes[0][0] <= t:
             _, _, (h, sl, b, off), values = heapq.heappop(self.pending_writes)
             if off.ndim == 1:
                 self.sram[h, sl, b, off] = values
@@ -298,13 +302,14 @@ class _Engine:
 
     # ---- MXM ----------------------------------------------------------------------------
     def _event(self, cycle: int, plane: int, kind: str, payload=None) -> None:
-        heapq.heappush(self.events, (int(cycle), self.seq, plane, kind, payload))
+        # loads before installs in one cycle, else in issue order
+        heapq.heappush(self.events, (int(cycle), kind != "append", self.seq, plane, kind, payload))
         self.seq += 1
 
     def _apply_events(self, t: int) -> None:
         cfg = self.cfg
-        while self.events and self.events[0][0] < t:
-            cycle, _, p, kind, payload = heapq.heappop(self.events)
+        while self.events and self.events[0][0] <= t:
+            cycle, _, _, p, kind, payload = heapq.heappop(self.events)
             st = self.planes[p]
             if kind == "append":
                 dtype, vec, row = payload
@@ -316,13 +321,15 @@ class _Engine:
                     raise error_at(self.p, row, f"weight buffer of mxm{p} holds {k} rows already (K = {k})")
                 st.buffer.append(vec)
                 st.buffer_dtype = dtype
-            else:  # install
-                dtype = st.buffer_dtype or st.dtype or "i8"
-                k = chip.mxm_k(cfg, dtype)
-                w = np.zeros((k, cfg.lanes), dtype=sem.NP[dtype])
-                if st.buffer:
+            else:  # install; an empty buffer installs zero weights of no dtype
+                dtype = st.buffer_dtype
+                if dtype is None:
+                    st.weights, st.dtype = None, None
+                else:
+                    w = np.zeros((chip.mxm_k(cfg, dtype), cfg.lanes), dtype=sem.NP[dtype])
                     w[:len(st.buffer)] = np.stack(st.buffer)
-                st.weights, st.dtype = w, dtype
+                    st.weights, st.dtype = w, dtype
+                st.installed = True
                 st.version += 1
                 st.buffer, st.buffer_dtype = [], None
 
@@ -342,21 +349,23 @@ class _Engine:
                 vec = sem.from_planes(planes[i:i + 1], dt)[0].copy()
                 self._event(t + self.a.delay[r], p, "append", (dt, vec, r))
             elif mn == "abc":
-                if st.weights is None:
+                if not st.installed:
                     raise error_at(self.p, r, f"no weights installed on mxm{p}")
-                if st.dtype != dt:
+                if st.dtype is not None and st.dtype != dt:
                     raise error_at(self.p, r, f"dtype mismatch: mxm{p} holds {st.dtype} weights, "
                                               f"abc.{dt} streams {dt}")
-                x = sem.from_planes(planes[i:i + 1], dt)[0][:chip.mxm_k(cfg, dt)].copy()
-                st.pending.append([t + self.a.delay[r], x, st.version, st.weights, None])
+                k = chip.mxm_k(cfg, dt)
+                w = st.weights if st.weights is not None else np.zeros((k, cfg.lanes), sem.NP[dt])
+                x = sem.from_planes(planes[i:i + 1], dt)[0][:k].copy()
+                st.pending.append([t + self.a.delay[r], x, (st.version, dt), w, None, dt])
             else:  # acc
                 self._acc(r, p, st, dt, int(f["row"][i]), int(f["mode"][i]), t)
 
     def _acc(self, r: int, p: int, st: _Plane, dt: str, acc_row: int, mode: int, t: int) -> None:
-        if not st.pending or st.pending[0][0] >= t:
+        if not st.pending or st.pending[0][0] > t:
             raise error_at(self.p, r, f"no product ready on mxm{p}")
         head = st.pending[0]
-        wdt = "i8" if head[3].dtype == np.int8 else "f16"
+        wdt = head[5]
         want = "i32" if wdt == "i8" else "f32"
         if dt != want:
             raise error_at(self.p, r, f"acc.{dt} on mxm{p} whose weights are {wdt} (use acc.{want})")

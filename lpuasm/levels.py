@@ -63,8 +63,8 @@ class LevelEngine:
             big = int(max(p.cycle.max(), commit.max())) + 2
             wkey = wf["a"] * big + commit
             order = np.argsort(wkey, kind="stable")
-            rkey = rf["a"] * big + p.cycle[rr]  # commit < issue
-            k = np.searchsorted(wkey[order], rkey, "left") - 1
+            rkey = rf["a"] * big + p.cycle[rr]  # commit <= issue
+            k = np.searchsorted(wkey[order], rkey, "right") - 1
             ok = (k >= 0) & (wf["a"][order[np.maximum(k, 0)]] == rf["a"])
             dep = np.where(ok, wr[order[np.maximum(k, 0)]], -1)
             self.read_dep[rr] = dep
@@ -85,7 +85,8 @@ class LevelEngine:
         self.abc_iw: dict[int, int] = {}          # abc row -> iw row
         self.acc_abc: dict[int, int] = {}         # acc row -> abc row
         self.acc_prev: dict[int, int] = {}        # acc row -> earlier acc row it adds to
-        self.iw_dtype: dict[int, str] = {}
+        self.iw_dtype: dict[int, str | None] = {}
+        self.abc_dtype: dict[int, str] = {}
         mxm_ops = [_OP[m] for m in ("lw", "iw", "abc", "acc") if _OP[m] in a.fields]
         if not mxm_ops:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
@@ -96,15 +97,14 @@ class LevelEngine:
             planes.setdefault(f["p"], []).append((r, row.mnemonic, f))
         for plane, items in planes.items():
             # events (effect cycle, issue cycle, kind, row): loads and installs
-            events = []
+            events = []  # loads before installs in one cycle
             for r, mn, f in items:
                 if mn in ("lw", "iw"):
-                    events.append((int(p.cycle[r] + a.delay[r]), int(p.cycle[r]), mn, r, f))
-            events.sort()
+                    events.append((int(p.cycle[r] + a.delay[r]), mn == "iw", int(p.cycle[r]), mn, r, f))
+            events.sort(key=lambda e: e[:3])
             buffer, buf_dt = [], None
             installs = []  # (effect cycle, iw row, dtype)
-            last_dtype = None
-            for e, _, mn, r, f in events:
+            for e, _, _, mn, r, f in events:
                 if mn == "lw":
                     dt = isa.DTYPE_NAMES[f["dt"]]
                     if buffer and buf_dt != dt:
@@ -116,14 +116,12 @@ class LevelEngine:
                         continue
                     buffer.append(r)
                     buf_dt = dt
-                else:
-                    dt = buf_dt or last_dtype or "i8"
+                else:  # an empty buffer installs zero weights of no dtype (None)
                     self.iw_rows[r] = buffer
-                    self.iw_dtype[r] = dt
+                    self.iw_dtype[r] = buf_dt
                     cons += [r] * len(buffer)
                     prod += buffer
-                    installs.append((e, r, dt))
-                    last_dtype = dt
+                    installs.append((e, r, buf_dt))
                     buffer, buf_dt = [], None
             install_cycles = [e for e, _, _ in installs]
             fifo: list[tuple[int, int]] = []  # (ready cycle, abc row)
@@ -132,25 +130,26 @@ class LevelEngine:
                 t = int(p.cycle[r])
                 if mn == "abc":
                     dt = isa.DTYPE_NAMES[f["dt"]]
-                    k = int(np.searchsorted(install_cycles, t, "left")) - 1  # installed before t
+                    k = int(np.searchsorted(install_cycles, t, "right")) - 1  # installed by t
                     if k < 0:
                         self._violate(r, f"no weights installed on mxm{plane}")
                         continue
                     e, iw_row, wdt = installs[k]
-                    if wdt != dt:
+                    if wdt is not None and wdt != dt:
                         self._violate(r, f"dtype mismatch: mxm{plane} holds {wdt} weights, abc.{dt} streams {dt}")
                         continue
                     self.abc_iw[r] = iw_row
+                    self.abc_dtype[r] = dt
                     cons.append(r)
                     prod.append(iw_row)
                     fifo.append((t + int(a.delay[r]), r))
                 elif mn == "acc":
                     dt = isa.DTYPE_NAMES[f["dt"]]
-                    if not fifo or fifo[0][0] >= t:
+                    if not fifo or fifo[0][0] > t:
                         self._violate(r, f"no product ready on mxm{plane}")
                         continue
                     _, abc_row = fifo.pop(0)
-                    wdt = self.iw_dtype[self.abc_iw[abc_row]]
+                    wdt = self.abc_dtype[abc_row]
                     want = "i32" if wdt == "i8" else "f32"
                     if dt != want:
                         self._violate(r, f"acc.{dt} on mxm{plane} whose weights are {wdt} (use acc.{want})")
@@ -337,14 +336,12 @@ class LevelEngine:
                 self.lw_value[r] = v
         elif mn == "iw":
             for r in rows.tolist():
-                if r not in self.iw_rows:
+                dt = self.iw_dtype.get(r)
+                if dt is None:  # empty: zero weights, sized when used
                     continue
-                dt = self.iw_dtype[r]
-                k = chip.mxm_k(self.cfg, dt)
-                w = np.zeros((k, self.cfg.lanes), dtype=sem.NP[dt])
+                w = np.zeros((chip.mxm_k(self.cfg, dt), self.cfg.lanes), dtype=sem.NP[dt])
                 loaded = self.iw_rows[r]
-                if loaded:
-                    w[:len(loaded)] = np.stack([self.lw_value[x] for x in loaded])
+                w[:len(loaded)] = np.stack([self.lw_value[x] for x in loaded])
                 self.weights[r] = w
         elif mn == "abc":
             dt = isa.DTYPE_NAMES[int(f["dt"][0])]
@@ -355,7 +352,10 @@ class LevelEngine:
                 if iw < 0:
                     continue
                 sel = np.nonzero(iws == iw)[0]
-                prod = sem.matmul(xs[sel, :k], self.weights[iw], dt)
+                w = self.weights.get(iw)
+                if w is None:
+                    w = np.zeros((k, self.cfg.lanes), dtype=sem.NP[dt])
+                prod = sem.matmul(xs[sel, :k], w, dt)
                 for i, y in zip(sel.tolist(), prod):
                     self.products[int(rows[i])] = y
         else:  # acc

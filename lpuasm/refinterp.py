@@ -36,8 +36,10 @@ One cycle ``c`` runs in this order:
 6. the streams shift by one position.
 
 Bank ports are counted per slice and cycle: reads at step 3 (``read``,
-``gather``), writes at step 4 (``write``, ``scatter``); the second use of a
-port is blamed.
+``gather``), writes at step 4 (``write``, ``scatter``); of two instructions in
+conflict, the later-issued one is blamed (as for two producers on one slot).
+Violations are thus found in cycle order: the error reported is the first
+one the chip would run into, not the first in the program text.
 
 Resolved ambiguities of the spec (the fast interpreter should agree):
 
@@ -52,12 +54,13 @@ Resolved ambiguities of the spec (the fast interpreter should agree):
 * accumulator rows hold 4 raw bytes per lane, zero at start, read as int32 or
   float32 by each ``acc``;  an ``acc`` row beyond ``mxm_acc_rows`` is a violation;
 * ``permute`` maps are read as unsigned 16-bit lanes; one outside the lanes is a
-  violation, but a map that repeats a lane is not checked for being a bijection
-  (``d[i] = s[map[i]]`` is computed as written);  a ``distribute`` map value
-  other than 0..15 or 255 is a violation;
+  violation (the largest is reported), but a map that repeats a lane is not
+  checked for being a bijection (``d[i] = s[map[i]]`` is computed as written);
+  a ``distribute`` map value other than 0..15 or 255 is a violation;
 * a ``scatter`` marks every word it touches as written (for the uninitialised
   read check), and its offsets are checked when it issues;  a ``gather`` or
-  ``scatter`` offset is ``a + map[i]`` with map read as unsigned bytes;
+  ``scatter`` offset is ``a + map[i]`` with map read as unsigned bytes (the
+  largest offending offset is reported);
 * NaN/Inf are counted on float results of VXM instructions and on the rows that
   ``acc`` emits (not on ``abc``'s intermediate products);  with ``strict_fp``
   the instruction that produced the value is blamed, at its issue;
@@ -65,7 +68,11 @@ Resolved ambiguities of the spec (the fast interpreter should agree):
   (ICU instructions: their issue); the end of a program without ``halt`` is the
   latest of them;
 * a SimError carries the issue cycle of the instruction blamed; the cycle of
-  the violation itself (a slot, a port, a commit) is in its cause.
+  the violation itself (a slot, a port, a commit) is in its cause;
+* a C2C instruction stops the run when it issues, after a ``send`` has sampled
+  its input (so a missing input is reported first);
+* checks within one instruction go: unit state (MXM weights, FIFO), then its
+  stream inputs, then SRAM (offsets, ports, uninitialised words).
 """
 
 from __future__ import annotations
@@ -84,7 +91,7 @@ from .syntax import Span
 NP_DTYPES = {"i8": np.dtype("<i1"), "i16": np.dtype("<i2"), "i32": np.dtype("<i4"),
              "f16": np.dtype("<f2"), "f32": np.dtype("<f4")}
 
-C2C_CAUSE = "C2C is not simulated yet: a numeric run stops at the first send, receive or deskew"
+C2C_CAUSE = "C2C is not simulated yet (multi-chip runs come later); use --timing-only"
 
 
 @dataclass
@@ -111,10 +118,6 @@ class _Plane:
     installed: bool = False
     products: list = field(default_factory=list)   # FIFO of (ready cycle, dtype of weights, vector)
     acc: np.ndarray | None = None                  # (rows, LANES, 4) uint8 raw accumulator bits
-
-
-class _Halt(Exception):
-    pass
 
 
 class ReferenceInterpreter:
@@ -252,18 +255,24 @@ class ReferenceInterpreter:
     def use_port(self, ins: _Decoded, kind: str, hemi: int, slice_: int, bank: int, c: int) -> None:
         use = self.ports.setdefault((c, hemi, slice_), {"read": [], "write": []})
         name = f"{'E' if hemi else 'W'}{slice_}"
+        # the later-issued of the two instructions is blamed
         if use[kind]:
-            raise self.error(ins, f"bank-port conflict on slice {name}: two {kind}s at cycle {c}")
+            first = use[kind][0][0]
+            raise self.error(max(ins, first, key=lambda x: x.index),
+                             f"bank-port conflict on slice {name}: two {kind}s at cycle {c}")
         other = "write" if kind == "read" else "read"
-        if any(b == bank for _, b in use[other]):
-            raise self.error(ins, f"bank-port conflict on slice {name}: a read and a write on bank {bank} "
-                                  f"at cycle {c}")
+        for first, b in use[other]:
+            if b == bank:
+                raise self.error(max(ins, first, key=lambda x: x.index),
+                                 f"bank-port conflict on slice {name}: a read and a write on bank {bank} at cycle {c}")
         use[kind].append((ins, bank))
 
     def read_word(self, ins: _Decoded, hemi: int, slice_: int, bank: int, offset: int) -> np.ndarray:
         if not self.valid[hemi, slice_, bank, offset] and not self.allow_uninit:
-            raise self.error(ins, f"uninitialised SRAM read of {isa.addr_name(isa.addr_code(bool(hemi), slice_, bank, offset))}",
-                             hint="run with --allow-uninit to read such words as zeros")
+            word = isa.addr_name(isa.addr_code(bool(hemi), slice_, bank, offset))
+            raise self.error(ins, f"uninitialised SRAM read of {word}",
+                             hint="nothing was written there and it holds no initial data; "
+                                  "--allow-uninit reads such words as zeros")
         return self.sram[hemi, slice_, bank, offset].copy()
 
     def commit_sram_writes(self, c: int) -> None:
@@ -281,7 +290,7 @@ class ReferenceInterpreter:
             k = chip.mxm_k(self.config, dtype)
             if plane.buffer and plane.buffer_dtype != dtype:
                 raise self.error(ins, f"dtype mismatch: the weight buffer of mxm{p} holds {plane.buffer_dtype} rows, "
-                                      f"lw.{dtype} streams {dtype}")
+                                      f"lw.{dtype} adds {dtype}")
             if len(plane.buffer) >= k:
                 raise self.error(ins, f"weight buffer of mxm{p} holds {len(plane.buffer)} rows already (K = {k})")
             plane.buffer.append(rowvec)
@@ -358,6 +367,8 @@ class ReferenceInterpreter:
         pass
 
     def _op_c2c(self, ins, mnemonic, f) -> None:
+        if mnemonic == "send":  # its input must still pass; then the run stops
+            self.sample(ins, f["s"], 1)
         raise self.error(ins, C2C_CAUSE)
 
     # ---- MEM ---------------------------------------------------------------------------------------
@@ -395,7 +406,7 @@ class ReferenceInterpreter:
         words = offset + mapv.astype(np.int64)
         for lane in range(self.lanes):
             if words[lane] >= self.config.words_per_bank:
-                raise self.error(ins, f"{what} offset {int(words[lane])} leaves the bank")
+                raise self.error(ins, f"{what} offset {int(words.max())} leaves the bank")
         return words
 
     # ---- VXM ------------------------------------------------------------------------------------------
@@ -450,11 +461,11 @@ class ReferenceInterpreter:
                     out[i] = s[i - n]
         elif mnemonic == "permute":
             lo, hi = self.sample(ins, f["map"], 2)
+            index = [int(lo[i]) | int(hi[i]) << 8 for i in range(lanes)]
+            if max(index) >= lanes:
+                raise self.error(ins, f"permute map names lane {max(index)}, past the last lane {lanes - 1}")
             for i in range(lanes):
-                src = int(lo[i]) | int(hi[i]) << 8
-                if src >= lanes:
-                    raise self.error(ins, f"permute map sends lane {i} from lane {src}, outside the lanes (0..{lanes - 1})")
-                out[i] = s[src]
+                out[i] = s[index[i]]
         elif mnemonic == "distribute":
             (mapv,) = self.sample(ins, f["map"], 1)
             for i in range(lanes):
@@ -464,8 +475,8 @@ class ReferenceInterpreter:
                 elif m < 16:
                     out[i] = s[i - i % 16 + m]
                 else:
-                    raise self.error(ins, f"distribute map lane {i} holds {m} (0..15 picks a lane of the superlane, "
-                                          f"255 gives zero)")
+                    raise self.error(ins, f"distribute map value {m} is neither a lane of the superlane (0..15) "
+                                          f"nor 255")
         else:  # pragma: no cover
             raise AssertionError(mnemonic)
         self.emit(ins, f["d"], [out], at)
@@ -488,7 +499,8 @@ class ReferenceInterpreter:
             if not plane.installed:
                 raise self.error(ins, f"no weights installed on mxm{p}")
             if plane.weights_dtype is not None and plane.weights_dtype != dt:
-                raise self.error(ins, f"dtype mismatch: mxm{p} holds {plane.weights_dtype} weights, abc.{dt} streams {dt}")
+                raise self.error(ins, f"dtype mismatch: mxm{p} holds {plane.weights_dtype} weights, "
+                                      f"abc.{dt} streams {dt}")
             x = self.sample_typed(ins, f["s"], dt)
             k = chip.mxm_k(self.config, dt)
             w = plane.weights if plane.weights is not None else np.zeros((k, self.lanes), NP_DTYPES[dt])
@@ -508,8 +520,7 @@ class ReferenceInterpreter:
                 raise self.error(ins, f"acc.{dt} on mxm{p} whose weights are {wdt} (use acc.{want})")
             r = f["row"]
             if r >= self.config.mxm_acc_rows:
-                raise self.error(ins, f"accumulator row {r} does not exist on mxm{p} "
-                                      f"(rows 0..{self.config.mxm_acc_rows - 1})")
+                raise self.error(ins, f"accumulator row {r} does not exist (mxm{p} has {self.config.mxm_acc_rows})")
             npdt = NP_DTYPES[dt]
             if f["mode"] == 0:
                 new = product.astype(npdt)
