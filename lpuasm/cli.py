@@ -266,7 +266,7 @@ def cmd_run(args) -> int:
             print(table(e.stats, cfg, True), file=sys.stderr)
         return 1
     except Interrupted as e:
-        print(f"lpuasm: interrupted at cycle {e.cycle}", file=sys.stderr)
+        print(f"lpuasm: {e}; statistics of the whole schedule:", file=sys.stderr)
         print(table(e.stats, cfg, args.timing_only), file=sys.stderr)
         return 130
     stats = result.stats

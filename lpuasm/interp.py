@@ -33,8 +33,8 @@ from .sim import RunResult, SimError, Stats, initial_sram
 class Interrupted(Exception):
     """Ctrl-C during a run: carries the statistics so far."""
 
-    def __init__(self, stats: Stats, cycle: int):
-        super().__init__(f"interrupted at cycle {cycle}")
+    def __init__(self, stats: Stats, cycle: int | None):
+        super().__init__("interrupted" + (f" at cycle {cycle}" if cycle is not None else ""))
         self.stats, self.cycle = stats, cycle
 
 
@@ -76,6 +76,8 @@ def run(program: Program, *, timing_only: bool = False, allow_uninit: bool = Fal
     except SimError as e:
         e.stats = a.stats
         raise
+    except KeyboardInterrupt:
+        raise Interrupted(a.stats, getattr(engine, "cycle", None)) from None
     a.stats.nan_inf = engine.nan_inf
     a.stats.wall_seconds = time.perf_counter() - t0
     return RunResult(program.config, program.image, a.stats, engine.sram)
@@ -120,15 +122,13 @@ class _Engine:
         cycles = cyc[starts].tolist() if n else []
         ops = p.op[order][starts].tolist() if n else []
         handlers = {op: getattr(self, "_" + isa.BY_OPCODE[op].unit) for op in set(ops)}
-        try:
-            for s, e, t, op in zip(starts, ends, cycles, ops):
-                if self.pending_writes and self.pending_writes[0][0] <= t:
-                    self._commit(t)
-                if self.events and self.events[0][0] <= t:
-                    self._apply_events(t)
-                handlers[op](order[s:e], t, isa.BY_OPCODE[op])
-        except KeyboardInterrupt:
-            raise Interrupted(self.a.stats, t) from None
+        for s, e, t, op in zip(starts, ends, cycles, ops):
+            self.cycle = t
+            if self.pending_writes and self.pending_writes[0][0] <= t:
+                self._commit(t)
+            if self.events and self.events[0][0] <= t:
+                self._apply_events(t)
+            handlers[op](order[s:e], t, isa.BY_OPCODE[op])
         self._commit(1 << 62)
         self._apply_events(1 << 62)
 
