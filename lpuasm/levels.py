@@ -76,99 +76,119 @@ class LevelEngine:
         return np.concatenate(cons).astype(np.int64), np.concatenate(prod).astype(np.int64)
 
     def _mxm_plan(self):
-        """Walk each plane's instructions in issue order: which loads each
-        install takes, which install each abc uses, which abc each acc takes
-        and which earlier acc it adds to.  Static, so checked here."""
+        """Who feeds whom on each MXM plane, worked out with numpy: which loads
+        each install takes, which install each abc uses, which product each acc
+        takes (the k-th acc of a plane takes its k-th abc's), and which earlier
+        acc of the same accumulator row it adds to.  Static, so checked here."""
         a, p, cfg = self.a, self.p, self.cfg
-        cons, prod = [], []
-        self.iw_rows: dict[int, list[int]] = {}   # iw row -> lw rows, in order
-        self.abc_iw: dict[int, int] = {}          # abc row -> iw row
-        self.acc_abc: dict[int, int] = {}         # acc row -> abc row
-        self.acc_prev: dict[int, int] = {}        # acc row -> earlier acc row it adds to
+        n = self.n
+        self.index = np.full(n, -1, dtype=np.int64)       # row -> index among rows of its opcode
+        self.abc_iw = np.full(n, -1, dtype=np.int64)      # abc row -> iw row
+        self.acc_abc = np.full(n, -1, dtype=np.int64)     # acc row -> abc row
+        self.acc_prev = np.full(n, -1, dtype=np.int64)    # acc row -> earlier acc row it adds to
+        self.iw_loads: dict[int, np.ndarray] = {}         # iw row -> lw rows, in buffer order
         self.iw_dtype: dict[int, str | None] = {}
-        self.abc_dtype: dict[int, str] = {}
-        mxm_ops = [_OP[m] for m in ("lw", "iw", "abc", "acc") if _OP[m] in a.fields]
-        if not mxm_ops:
+        cons, prod = [], []
+        get = {m: a.fields.get(_OP[m], (np.zeros(0, np.int64), None)) for m in ("lw", "iw", "abc", "acc")}
+        for m, (rows, _) in get.items():
+            self.index[rows] = np.arange(len(rows))
+        if not any(len(r) for r, _ in get.values()):
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        rows = np.sort(np.concatenate([a.fields[o][0] for o in mxm_ops]))
-        planes = {}
-        for r in rows.tolist():
-            row, f = isa.unpack(int(p.word[r]))
-            planes.setdefault(f["p"], []).append((r, row.mnemonic, f))
-        for plane, items in planes.items():
-            # events (effect cycle, issue cycle, kind, row): loads and installs
-            events = []  # loads before installs in one cycle
-            for r, mn, f in items:
-                if mn in ("lw", "iw"):
-                    events.append((int(p.cycle[r] + a.delay[r]), mn == "iw", int(p.cycle[r]), mn, r, f))
-            events.sort(key=lambda e: e[:3])
-            buffer, buf_dt = [], None
-            installs = []  # (effect cycle, iw row, dtype)
-            for e, _, _, mn, r, f in events:
-                if mn == "lw":
-                    dt = isa.DTYPE_NAMES[f["dt"]]
-                    if buffer and buf_dt != dt:
-                        self._violate(r, f"dtype mismatch: the weight buffer of mxm{plane} holds {buf_dt} rows, "
-                                         f"lw.{dt} adds {dt}")
-                    k = chip.mxm_k(cfg, dt)
-                    if len(buffer) >= k:
-                        self._violate(r, f"weight buffer of mxm{plane} holds {k} rows already (K = {k})")
-                        continue
-                    buffer.append(r)
-                    buf_dt = dt
-                else:  # an empty buffer installs zero weights of no dtype (None)
-                    self.iw_rows[r] = buffer
-                    self.iw_dtype[r] = buf_dt
-                    cons += [r] * len(buffer)
-                    prod += buffer
-                    installs.append((e, r, buf_dt))
-                    buffer, buf_dt = [], None
-            install_cycles = [e for e, _, _ in installs]
-            fifo: list[tuple[int, int]] = []  # (ready cycle, abc row)
-            acc_last: dict[int, int] = {}
-            for r, mn, f in items:
-                t = int(p.cycle[r])
-                if mn == "abc":
-                    dt = isa.DTYPE_NAMES[f["dt"]]
-                    k = int(np.searchsorted(install_cycles, t, "right")) - 1  # installed by t
-                    if k < 0:
-                        self._violate(r, f"no weights installed on mxm{plane}")
-                        continue
-                    e, iw_row, wdt = installs[k]
+        k_of = {isa.DTYPES["i8"]: chip.mxm_k(cfg, "i8"), isa.DTYPES["f16"]: chip.mxm_k(cfg, "f16")}
+        plane_of = {m: (f["p"] if f is not None else np.zeros(0, np.int64)) for m, (_, f) in get.items()}
+        for plane in range(cfg.mxm_planes):
+            sel = {m: get[m][0][plane_of[m] == plane] for m in get}
+            fsel = {m: ({k: v[plane_of[m] == plane] for k, v in get[m][1].items()} if get[m][1] is not None else {})
+                    for m in get}
+            lw, iw, abc, acc = sel["lw"], sel["iw"], sel["abc"], sel["acc"]
+            # -- loads and installs, in effect order (loads first within a cycle)
+            ev_rows = np.concatenate((lw, iw))
+            ev_kind = np.concatenate((np.zeros(len(lw), np.int64), np.ones(len(iw), np.int64)))
+            ev_e = p.cycle[ev_rows] + a.delay[ev_rows]
+            order = np.lexsort((p.cycle[ev_rows], ev_kind, ev_e))
+            ev_rows, ev_kind = ev_rows[order], ev_kind[order]
+            is_iw = ev_kind == 1
+            group = np.cumsum(is_iw) - is_iw                 # the install that takes a load
+            iw_rows = ev_rows[is_iw]
+            lw_rows = ev_rows[~is_iw]
+            lw_group = group[~is_iw]
+            lw_dt = np.zeros(len(lw_rows), np.int64)
+            if len(lw_rows):
+                lw_dt = (p.word[lw_rows] >> np.uint64(8) & np.uint64(7)).astype(np.int64)
+                first = np.searchsorted(lw_group, lw_group, "left")
+                rank = np.arange(len(lw_rows)) - first
+                kmax = np.where(lw_dt == isa.DTYPES["i8"], k_of[isa.DTYPES["i8"]], k_of[isa.DTYPES["f16"]])
+                for i in np.nonzero(lw_dt != lw_dt[first])[0][:1].tolist():
+                    r = int(lw_rows[i])
+                    self._violate(r, f"dtype mismatch: the weight buffer of mxm{plane} holds "
+                                     f"{isa.DTYPE_NAMES[int(lw_dt[first[i]])]} rows, lw.{isa.DTYPE_NAMES[int(lw_dt[i])]} "
+                                     f"adds {isa.DTYPE_NAMES[int(lw_dt[i])]}")
+                for i in np.nonzero(rank >= kmax)[0][:1].tolist():
+                    self._violate(int(lw_rows[i]), f"weight buffer of mxm{plane} holds {int(kmax[i])} rows "
+                                                   f"already (K = {int(kmax[i])})")
+            installed = lw_group < len(iw_rows)
+            cons.append(iw_rows[lw_group[installed]])
+            prod.append(lw_rows[installed])
+            bounds = np.searchsorted(lw_group, np.arange(len(iw_rows) + 1), "left")
+            for j, r in enumerate(iw_rows.tolist()):
+                loads = lw_rows[bounds[j]:bounds[j + 1]]
+                self.iw_loads[r] = loads
+                self.iw_dtype[r] = isa.DTYPE_NAMES[int(lw_dt[bounds[j]])] if len(loads) else None
+            # -- activations use the latest install that took effect by their issue
+            if len(abc):
+                abc_t = p.cycle[abc]
+                iw_e = p.cycle[iw_rows] + a.delay[iw_rows]
+                k = np.searchsorted(iw_e, abc_t, "right") - 1
+                for i in np.nonzero(k < 0)[0][:1].tolist():
+                    self._violate(int(abc[i]), f"no weights installed on mxm{plane}")
+                ok = k >= 0
+                self.abc_iw[abc[ok]] = iw_rows[k[ok]]
+                abc_dt = fsel["abc"]["dt"]
+                for i in np.nonzero(ok)[0].tolist():
+                    wdt = self.iw_dtype[int(iw_rows[k[i]])]
+                    dt = isa.DTYPE_NAMES[int(abc_dt[i])]
                     if wdt is not None and wdt != dt:
-                        self._violate(r, f"dtype mismatch: mxm{plane} holds {wdt} weights, abc.{dt} streams {dt}")
-                        continue
-                    self.abc_iw[r] = iw_row
-                    self.abc_dtype[r] = dt
-                    cons.append(r)
-                    prod.append(iw_row)
-                    fifo.append((t + int(a.delay[r]), r))
-                elif mn == "acc":
-                    dt = isa.DTYPE_NAMES[f["dt"]]
-                    if not fifo or fifo[0][0] > t:
-                        self._violate(r, f"no product ready on mxm{plane}")
-                        continue
-                    _, abc_row = fifo.pop(0)
-                    wdt = self.abc_dtype[abc_row]
-                    want = "i32" if wdt == "i8" else "f32"
-                    if dt != want:
-                        self._violate(r, f"acc.{dt} on mxm{plane} whose weights are {wdt} (use acc.{want})")
-                        continue
-                    acc_row = f["row"]
-                    if acc_row >= cfg.mxm_acc_rows:
-                        self._violate(r, f"accumulator row {acc_row} does not exist (mxm{plane} has "
-                                         f"{cfg.mxm_acc_rows})")
-                        continue
-                    self.acc_abc[r] = abc_row
-                    cons.append(r)
-                    prod.append(abc_row)
-                    prev = acc_last.get(acc_row)
-                    if f["mode"] == 1 and prev is not None:
-                        self.acc_prev[r] = prev
-                        cons.append(r)
-                        prod.append(prev)
-                    acc_last[acc_row] = r
-        return np.array(cons, dtype=np.int64), np.array(prod, dtype=np.int64)
+                        self._violate(int(abc[i]), f"dtype mismatch: mxm{plane} holds {wdt} weights, "
+                                                   f"abc.{dt} streams {dt}")
+                        break
+                cons.append(abc[ok])
+                prod.append(iw_rows[k[ok]])
+            # -- the k-th acc of the plane takes the k-th product
+            if len(acc):
+                acc_t = p.cycle[acc]
+                paired = min(len(acc), len(abc))
+                for i in range(paired, min(paired + 1, len(acc))):
+                    self._violate(int(acc[i]), f"no product ready on mxm{plane}")
+                a_rows, b_rows = acc[:paired], abc[:paired]
+                ready = p.cycle[b_rows] + a.delay[b_rows]
+                for i in np.nonzero(ready > acc_t[:paired])[0][:1].tolist():
+                    self._violate(int(a_rows[i]), f"no product ready on mxm{plane}")
+                acc_dt = fsel["acc"]["dt"][:paired]
+                abc_dt = fsel["abc"]["dt"][:paired] if paired else np.zeros(0, np.int64)
+                want = np.where(abc_dt == isa.DTYPES["i8"], isa.DTYPES["i32"], isa.DTYPES["f32"])
+                for i in np.nonzero(acc_dt != want)[0][:1].tolist():
+                    wdt = "i8" if want[i] == isa.DTYPES["i32"] else "f16"
+                    self._violate(int(a_rows[i]), f"acc.{isa.DTYPE_NAMES[int(acc_dt[i])]} on mxm{plane} whose "
+                                                  f"weights are {wdt} (use acc.{isa.DTYPE_NAMES[int(want[i])]})")
+                acc_row = fsel["acc"]["row"]
+                for i in np.nonzero(acc_row >= cfg.mxm_acc_rows)[0][:1].tolist():
+                    self._violate(int(acc[i]), f"accumulator row {int(acc_row[i])} does not exist (mxm{plane} has "
+                                               f"{cfg.mxm_acc_rows})")
+                self.acc_abc[a_rows] = b_rows
+                cons.append(a_rows)
+                prod.append(b_rows)
+                # the previous acc of the same accumulator row, for mode 1
+                order = np.lexsort((acc_t, acc_row))
+                same = np.zeros(len(acc), bool)
+                same[1:] = acc_row[order][1:] == acc_row[order][:-1]
+                prev = np.where(same, np.roll(acc[order], 1), -1)
+                mode = fsel["acc"]["mode"][order]
+                prev = np.where(mode == 1, prev, -1)
+                self.acc_prev[acc[order]] = prev
+                has = prev >= 0
+                cons.append(acc[order][has])
+                prod.append(prev[has])
+        return np.concatenate(cons).astype(np.int64), np.concatenate(prod).astype(np.int64)
 
     def _violate(self, row: int, cause: str, hint: str | None = None) -> None:
         self.violations.append((int(self.p.cycle[row]), int(row), cause, hint))
@@ -202,10 +222,10 @@ class LevelEngine:
         cut = np.nonzero((lv[1:] != lv[:-1]) | (k[1:] != k[:-1]))[0] + 1
         starts = np.concatenate(([0], cut)).tolist()
         ends = np.concatenate((cut, [self.n])).tolist()
-        self.lw_value: dict[int, np.ndarray] = {}
-        self.weights: dict[int, np.ndarray] = {}
-        self.products: dict[int, np.ndarray] = {}
-        self.acc_value: dict[int, np.ndarray] = {}
+        self.lw_value: dict[str, np.ndarray] = {}    # dtype -> (loads, lanes), by load index
+        self.weights: dict[int, np.ndarray] = {}     # iw row -> installed W
+        self.products: dict[str, np.ndarray] = {}    # i32/f32 -> (abcs, lanes), by abc index
+        self.acc_value: dict[str, np.ndarray] = {}   # i32/f32 -> (accs, lanes), by acc index
         ops = self.p.op[order]
         for s, e in zip(starts, ends):
             rows = order[s:e]
@@ -329,53 +349,59 @@ class LevelEngine:
     def _mxm(self, rows, row) -> None:
         mn = row.mnemonic
         f = self._fields(rows, row)
+        lanes = self.cfg.lanes
         if mn == "lw":
             dt = isa.DTYPE_NAMES[int(f["dt"][0])]
-            vals = sem.from_planes(self._inputs(rows), dt)
-            for r, v in zip(rows.tolist(), vals):
-                self.lw_value[r] = v
+            store = self.lw_value.get(dt)
+            if store is None:
+                store = self.lw_value[dt] = np.zeros((len(self.a.fields[_OP["lw"]][0]), lanes), sem.NP[dt])
+            store[self.index[rows]] = sem.from_planes(self._inputs(rows), dt)
         elif mn == "iw":
             for r in rows.tolist():
                 dt = self.iw_dtype.get(r)
                 if dt is None:  # empty: zero weights, sized when used
                     continue
-                w = np.zeros((chip.mxm_k(self.cfg, dt), self.cfg.lanes), dtype=sem.NP[dt])
-                loaded = self.iw_rows[r]
-                w[:len(loaded)] = np.stack([self.lw_value[x] for x in loaded])
+                w = np.zeros((chip.mxm_k(self.cfg, dt), lanes), dtype=sem.NP[dt])
+                loads = self.iw_loads[r]
+                w[:len(loads)] = self.lw_value[dt][self.index[loads]]
                 self.weights[r] = w
         elif mn == "abc":
             dt = isa.DTYPE_NAMES[int(f["dt"][0])]
+            out = "i32" if dt == "i8" else "f32"
+            store = self.products.get(out)
+            if store is None:
+                store = self.products[out] = np.zeros((len(self.a.fields[_OP["abc"]][0]), lanes), sem.NP[out])
             xs = sem.from_planes(self._inputs(rows), dt)
             k = chip.mxm_k(self.cfg, dt)
-            iws = np.array([self.abc_iw.get(r, -1) for r in rows.tolist()])
-            for iw in np.unique(iws).tolist():
+            iws = self.abc_iw[rows]
+            order = np.argsort(iws, kind="stable")
+            cut = np.nonzero(np.diff(iws[order]))[0] + 1
+            for sel in np.split(order, cut):
+                iw = int(iws[sel[0]])
                 if iw < 0:
                     continue
-                sel = np.nonzero(iws == iw)[0]
                 w = self.weights.get(iw)
                 if w is None:
-                    w = np.zeros((k, self.cfg.lanes), dtype=sem.NP[dt])
-                prod = sem.matmul(xs[sel, :k], w, dt)
-                for i, y in zip(sel.tolist(), prod):
-                    self.products[int(rows[i])] = y
+                    w = np.zeros((k, lanes), dtype=sem.NP[dt])
+                store[self.index[rows[sel]]] = sem.matmul(xs[sel, :k], w, dt)
         else:  # acc
-            outs, done = [], []
-            for r, mode in zip(rows.tolist(), f["mode"].tolist()):
-                abc = self.acc_abc.get(r)
-                if abc is None:
-                    continue
-                product = self.products[abc]
-                prev = self.acc_value.get(self.acc_prev.get(r, -1))
+            ok = self.acc_abc[rows] >= 0
+            rows = rows[ok]
+            if not len(rows):
+                return
+            dt = isa.DTYPE_NAMES[int(f["dt"][0])]
+            store = self.acc_value.get(dt)
+            if store is None:
+                store = self.acc_value[dt] = np.zeros((len(self.a.fields[_OP["acc"]][0]), lanes), sem.NP[dt])
+            value = self.products[dt][self.index[self.acc_abc[rows]]].copy()
+            prev = self.acc_prev[rows]
+            has = prev >= 0
+            if has.any():
                 with np.errstate(all="ignore"):
-                    value = product if prev is None else (prev + product).astype(product.dtype)
-                self.acc_value[r] = value
-                outs.append(value)
-                done.append(r)
-            if done:
-                vals = np.stack(outs)
-                done_rows = np.array(done)
-                self._check_fp(done_rows, vals)
-                self._outputs(done_rows, sem.to_planes(vals))
+                    value[has] = value[has] + store[self.index[prev[has]]]
+            store[self.index[rows]] = value
+            self._check_fp(rows, value)
+            self._outputs(rows, sem.to_planes(value))
 
     def _c2c(self, rows, row) -> None:
         raise error_at(self.p, int(rows[0]), "C2C is not simulated yet (multi-chip runs come later); "

@@ -49,6 +49,8 @@ distinct word value, so 100k-row programs schedule in well under a second.
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 
 from . import chip, isa
@@ -64,6 +66,9 @@ _MXM_KINDS = {"lw": _K_LW, "iw": _K_IW, "abc": _K_ABC, "acc": _K_ACC}
 # MEM ports: none, the read port at issue, the write port at issue + delay
 _P_NONE, _P_READ, _P_WRITE = 0, 1, 2
 _PORTS = {"read": _P_READ, "gather": _P_READ, "write": _P_WRITE, "scatter": _P_WRITE}
+# opcode -> mask that clears the 12-bit word offset of its SRAM address field
+_OFFSET_MASK = {isa.TABLE[m].opcode: ~(0xFFF << next(f.lo for f in isa.TABLE[m].fields if f.name == "a")) & (2**64 - 1)
+                for m in _PORTS}
 
 
 def durations(ir: IR) -> np.ndarray:
@@ -121,6 +126,7 @@ class _Scheduler:
         cfg = ir.config
         self.cfg = cfg
         self.geo = chip.Geometry(cfg)
+        self.vxm = self.geo.vxm
         n = len(ir)
         self.n = n
         self.dur = durations(ir)
@@ -129,6 +135,7 @@ class _Scheduler:
         self.d_act = cfg.latency("mxm.activation").delay
         self.words = ir.word.tolist()
         self.queue = ir.queue.tolist()
+        self.pin_kinds = ir.pin_kind.tolist()
         self.cycles = [0] * n
         self.effect = [0] * n
         self.free = [0] * len(cfg.queues)
@@ -169,6 +176,9 @@ class _Scheduler:
         d = self.decs[i]
         if d is None:
             w = self.words[i]
+            m = _OFFSET_MASK.get(w & 0xFF)
+            if m is not None:
+                w &= m  # the word offset of an SRAM address changes nothing here
             d = self.cache.get(w)
             if d is None:
                 d = self.cache[w] = _Dec(w, self.queue[i], self.geo)
@@ -187,7 +197,7 @@ class _Scheduler:
         return Diagnostic("note", text, self.ir.span(j))
 
     def place(self, pos: int) -> str:
-        return "the VXM" if pos == self.geo.vxm else self.geo.position_name(pos)
+        return "the VXM" if pos == self.vxm else self.geo.position_name(pos)
 
     def unit_place(self, i: int) -> str:
         """Where row *i*'s unit is, in words."""
@@ -217,40 +227,40 @@ class _Scheduler:
         (with repetitions at the *offsets*): (repetition, message, other row)."""
         q = self.queue[i]
         pos = d.pos
+        slots, live = self.slots, self.live
         for k, off in enumerate(offsets):
             t = c + off
             a = t + d.delay
             for sid in d.outputs:
-                j = self.slots.get((sid, pos, a))
+                j = slots.get((sid, pos, a))
                 if j is not None and j != i:
                     return k, (f"stream {_s(sid)} at {self.place(pos)} already carries a value written at cycle {a} "
                                f"by the instruction at {self.where(j, i)}"), j
-                ranges = self.live.get((sid, self.diag(sid, pos, a)))
+                ranges = live.get((sid, a + pos if sid & 32 else a - pos))
                 if ranges:
                     for lo, hi, p, cons in ranges:
                         if lo <= pos <= hi and p != i:
                             return k, (f"stream {_s(sid)} at {self.place(pos)} is in use at cycle {a}: it carries the "
                                        f"value from {self.where(p, i)} to {self.where(cons, i)}"), cons
             if d.port:
-                slice_ = self.place(pos)
                 if d.port == _P_READ:
                     other = self.rport.get((q, t))
                     if other is not None and other[1] != i:
-                        return k, (f"bank-port conflict on slice {slice_} at cycle {t}: the instruction at "
+                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {t}: the instruction at "
                                    f"{self.where(other[1], i)} reads this slice then too (one read per slice per cycle)"), other[1]
                     other = self.wport.get((q, t))
                     if other is not None and other[1] != i and other[0] == d.bank:
-                        return k, (f"bank-port conflict on slice {slice_} at cycle {t}: this instruction reads bank "
+                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {t}: this instruction reads bank "
                                    f"{d.bank} while the instruction at {self.where(other[1], i)} writes it"), other[1]
                 else:
                     w = t + d.delay
                     other = self.wport.get((q, w))
                     if other is not None and other[1] != i:
-                        return k, (f"bank-port conflict on slice {slice_} at cycle {w}: the instruction at "
+                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {w}: the instruction at "
                                    f"{self.where(other[1], i)} writes this slice then too (one write per slice per cycle)"), other[1]
                     other = self.rport.get((q, w))
                     if other is not None and other[1] != i and other[0] == d.bank:
-                        return k, (f"bank-port conflict on slice {slice_} at cycle {w}: this instruction writes bank "
+                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {w}: this instruction writes bank "
                                    f"{d.bank} while the instruction at {self.where(other[1], i)} reads it"), other[1]
         return None
 
@@ -282,24 +292,26 @@ class _Scheduler:
             elif d.port == _P_WRITE:
                 self.wport.setdefault((q, t + d.delay), (d.bank, i))
 
-    def unreserve(self, i: int, d: _Dec, c: int) -> None:
-        """Undo :meth:`reserve` of a row without repetitions."""
+    def unreserve(self, i: int, d: _Dec, c: int, offsets) -> None:
+        """Undo :meth:`reserve`."""
         q = self.queue[i]
         pos = d.pos
-        a = c + d.delay
-        for sid in d.outputs:
-            if self.slots.get((sid, pos, a)) == i:
-                del self.slots[(sid, pos, a)]
-            key = (sid, self.diag(sid, pos, a))
-            lst = [e for e in self.diagw.get(key, ()) if e[1] != i]
-            if lst:
-                self.diagw[key] = lst
-            else:
-                self.diagw.pop(key, None)
-        if d.port == _P_READ and self.rport.get((q, c), (0, -1))[1] == i:
-            del self.rport[(q, c)]
-        elif d.port == _P_WRITE and self.wport.get((q, a), (0, -1))[1] == i:
-            del self.wport[(q, a)]
+        for off in offsets:
+            t = c + off
+            a = t + d.delay
+            for sid in d.outputs:
+                if self.slots.get((sid, pos, a)) == i:
+                    del self.slots[(sid, pos, a)]
+                key = (sid, self.diag(sid, pos, a))
+                lst = [e for e in self.diagw.get(key, ()) if e[1] != i]
+                if lst:
+                    self.diagw[key] = lst
+                else:
+                    self.diagw.pop(key, None)
+            if d.port == _P_READ and self.rport.get((q, t), (0, -1))[1] == i:
+                del self.rport[(q, t)]
+            elif d.port == _P_WRITE and self.wport.get((q, a), (0, -1))[1] == i:
+                del self.wport[(q, a)]
 
     def first_free(self, i: int, d: _Dec, c: int, offsets) -> int:
         if not d.outputs and not d.port:
@@ -312,22 +324,31 @@ class _Scheduler:
     def movable(self, p: int) -> bool:
         """May producer *p* be issued later than placed (see the module docstring)?"""
         d = self.dec(p)
-        return (self.ir.pin_kind[p] == PIN_NONE and p not in self.consumed and p not in self.frozen
-                and not d.inputs and self.last_in_q[self.queue[p]] == p and p not in self.rep_of
-                and d.kind in (_K_PLAIN, _K_ACC))
+        last = self.last_in_q[self.queue[p]]
+        return (self.pin_kinds[p] == PIN_NONE and p not in self.consumed and p not in self.frozen
+                and not d.inputs and d.kind in (_K_PLAIN, _K_ACC)
+                and (last == p or last == self.rep_of.get(p)))
 
     def move(self, p: int, c: int) -> bool:
-        """Issue producer *p* at cycle *c* instead, if its slots and ports are free then."""
+        """Issue producer *p* (and its repetitions) at cycle *c* instead, if its
+        slots and ports are free then."""
         d = self.dec(p)
         old = self.cycles[p]
-        self.unreserve(p, d, old)
-        if self.conflict(p, d, c, (0,)) is not None:
-            self.reserve(p, d, old, (0,))
+        offsets = self.reps(p)
+        self.unreserve(p, d, old, offsets)
+        if self.conflict(p, d, c, offsets) is not None:
+            self.reserve(p, d, old, offsets)
             return False
-        self.reserve(p, d, c, (0,))
+        self.reserve(p, d, c, offsets)
         self.cycles[p] = c
-        self.free[self.queue[p]] = c + 1
+        q = self.queue[p]
+        self.free[q] = c + 1
         self.note_issue(p, c, c, c + d.delay)
+        r = self.rep_of.get(p)
+        if r is not None and self.last_in_q[q] == r:  # the repeat is placed already: it moves along
+            self.cycles[r] += c - old
+            self.free[q] = self.cycles[r] + int(self.dur[r])
+            self.note_issue(r, self.cycles[r], c + offsets[-1], c + offsets[-1] + d.delay)
         return True
 
     def note_issue(self, i: int, c: int, last: int, effect: int) -> None:
@@ -488,7 +509,7 @@ class _Scheduler:
                 other = f"s{sid & 31}{'e' if west else 'w'}"
                 self.error(i, f"the value on {_s(sid)} flows {'west' if west else 'east'} from {self.unit_place(p)} "
                               f"and never passes {self.unit_place(i)}",
-                           f"only an {'eastward' if west else 'westward'} stream ({other}, ...) goes from there to here",
+                           f"only {'an eastward' if west else 'a westward'} stream ({other}, ...) goes from there to here",
                            [self.note(p, f"{_s(sid)} is written here")])
                 return self.first_free(i, d, self.free[q], offsets)
             arrival[sid] = a + abs(x - pd.pos)
@@ -555,7 +576,7 @@ class _Scheduler:
         p = producer[sid]
         k = max(earliest, ready if ready is not None else earliest) - latest
         hint = f"delay the producer of {_s(sid)} ({self.where(p, i)}) by {_cycles(k)} (pin it at @{self.cycles[p] + k})"
-        if latest < earliest:
+        if ready is None or latest >= ready or earliest > ready:
             self.error(i, f"the value on {_s(sid)} passes {self.unit_place(i)} at cycle {latest}, but queue "
                           f"{self.cfg.queues[q]} is busy until cycle {earliest - 1}",
                        hint + ("" if d.row.unit != "vxm" else ", or use another ALU"),
@@ -593,7 +614,15 @@ def schedule(ir: IR, diags: Diagnostics) -> np.ndarray:
     """Issue cycle of every row (int64).  Errors go to *diags*."""
     if not len(ir):
         return np.zeros(0, dtype=np.int64)
-    return np.asarray(_Scheduler(ir, diags).run(), dtype=np.int64)
+    # The pass allocates millions of small tuples and no reference cycles: the
+    # cyclic garbage collector would only rescan them (it costs more than the pass).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return np.asarray(_Scheduler(ir, diags).run(), dtype=np.int64)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def issue_end(ir: IR, cycles: np.ndarray) -> int:

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lpuasm import imagefile, isa
+from lpuasm import chip, imagefile, isa
 from lpuasm.assembler import assemble
 from lpuasm.config import TINY
 from lpuasm.disasm import disassemble, format_instruction
@@ -123,7 +123,9 @@ def programs(draw):
         if row.mnemonic == "ifetch":
             values["n"] %= 100
         text = format_instruction(row, values, CFG)
-        if draw(st.booleans()):
+        # an unpinned consumer would need a producer (and an acc a product) to be placed
+        needs_pin = bool(chip.stream_inputs(row, values)) or row.mnemonic == "acc"
+        if needs_pin or draw(st.booleans()):
             cycle += 100_000
             text += f" @{cycle}"
         if draw(st.integers(0, 5)) == 0:
