@@ -171,7 +171,12 @@ def _match(reads: StreamTable, writes: StreamTable) -> np.ndarray:
     ks = wk[order]
     rk = _keys(reads, base)
     east = reads.direction == 0
-    cand = np.where(east, np.searchsorted(ks, rk, "right") - 1, np.searchsorted(ks, rk, "left"))
+    qorder = np.argsort(rk, kind="stable")  # sorted queries search much faster
+    right = np.empty(len(rk), np.int64)
+    left = np.empty(len(rk), np.int64)
+    right[qorder] = np.searchsorted(ks, rk[qorder], "right")
+    left[qorder] = np.searchsorted(ks, rk[qorder], "left")
+    cand = np.where(east, right - 1, left)
     ok = (cand >= 0) & (cand < len(ks))
     safe = np.clip(cand, 0, max(len(ks) - 1, 0))
     if len(ks):

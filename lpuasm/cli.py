@@ -74,12 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("mnemonic", nargs="?", metavar="MNEMONIC")
     i.add_argument("--markdown", action="store_true", help="print the whole reference as Markdown (docs/isa.md)")
 
-    m = sub.add_parser("demo", help="the main job: assemble, verify and report on a generated program",
-                       description="Generate a streaming kernel, assemble it, load the image back with every check, "
-                                   "disassemble and re-assemble it, verify the images are byte-identical, and report.")
+    m = sub.add_parser("demo", help="the main job: build, assemble, run and verify generated kernels",
+                       description="Generate a tiled fp16 GEMM on the MXM and a streaming fp32 VXM chain as unrolled, "
+                                   "statically scheduled programs; assemble each, load the image back with every "
+                                   "check, run it on the simulated chip, verify the results against numpy bit for "
+                                   "bit, round-trip one image through the disassembler, and report cycles and "
+                                   "utilisation.")
     _config_arg(m)
-    m.add_argument("--size", type=int, default=64, metavar="N", help="vectors per MEM slice (default 64)")
-    m.add_argument("--keep", metavar="DIR", help="keep the generated source and images in DIR")
+    m.add_argument("--size", type=int, default=36, metavar="N",
+                   help="problem size: GEMM rows = 8N, streamed vectors = 16N per slice group (default 36)")
+    m.add_argument("--keep", metavar="DIR", help="keep the generated images in DIR")
     return p
 
 

@@ -486,21 +486,23 @@ def test_demo_tiny(capsys, in_tmp):
     rc, out, err = run(capsys, "demo", "--config", "tiny", "--size", "2")
     assert (rc, err) == (0, "")
     lines = out.splitlines()
-    assert "  round trip        OK" in lines
-    assert any(l.startswith("[4/4] disassembled and re-assembled: images byte-identical") for l in lines)
-    assert any(l.startswith("  chip              tiny: 32 lanes") for l in lines)
+    assert "  verification  OK" in lines
+    assert any(l.startswith("[4/9] gemm: results match numpy bit for bit") for l in lines)
+    assert any(l.startswith("[8/9] stream: results match numpy bit for bit") for l in lines)
+    assert any(l.startswith("[9/9] gemm: disassembled") and "byte-identical" in l for l in lines)
+    assert any(l.startswith("  chip  tiny: 32 lanes") for l in lines)
+    assert any(l.startswith("    cycles") for l in lines) and any("mxm" in l for l in lines)
     assert list(in_tmp.iterdir()) == []  # without --keep it leaves nothing behind
 
 
 def test_demo_keep(capsys, in_tmp):
     rc, out, _ = run(capsys, "demo", "--config", "tiny", "--size", "1", "--keep", "kept")
-    assert rc == 0 and "  round trip        OK" in out.splitlines()
-    assert {"demo.lasm", "demo.lpu", "demo.dis.lasm"} <= {p.name for p in (in_tmp / "kept").iterdir()}
+    assert rc == 0 and "  verification  OK" in out.splitlines()
+    assert {"gemm.lpu", "stream.lpu"} == {p.name for p in (in_tmp / "kept").iterdir()}
 
 
 def test_demo_bad_size(capsys):
-    assert fails(capsys, "demo", "--config", "tiny", "--size", "0") == (
-        "lpuasm: error: --size must be 1..256 on chip 'tiny'\n")
+    assert fails(capsys, "demo", "--config", "tiny", "--size", "0") == "lpuasm: error: --size must be at least 1\n"
 
 
 # ==================================================================== version and help
