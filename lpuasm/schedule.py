@@ -65,6 +65,7 @@ _K_PLAIN, _K_NOP, _K_REPEAT, _K_HALT, _K_LW, _K_IW, _K_ABC, _K_ACC = range(8)
 _MXM_KINDS = {"lw": _K_LW, "iw": _K_IW, "abc": _K_ABC, "acc": _K_ACC}
 # MEM ports: none, the read port at issue, the write port at issue + delay
 _P_NONE, _P_READ, _P_WRITE = 0, 1, 2
+_SEARCH = 1024  # cycles past the data's arrival an unpinned consumer may wait for free slots
 _PORTS = {"read": _P_READ, "gather": _P_READ, "write": _P_WRITE, "scatter": _P_WRITE}
 # opcode -> mask that clears the 12-bit word offset of its SRAM address field
 _OFFSET_MASK = {isa.TABLE[m].opcode: ~(0xFFF << next(f.lo for f in isa.TABLE[m].fields if f.name == "a")) & (2**64 - 1)
@@ -519,34 +520,54 @@ class _Scheduler:
         if d.kind == _K_ABC and self.last_iw[d.plane] is not None:
             ready = self.last_iw[d.plane][0] + self.d_install
         latest = max(arrival.values())
-        target = max(latest, earliest, ready if ready is not None else latest)
-        early = {}  # producer -> its arrival, for those arriving before target
-        for sid, a in arrival.items():
-            if a < target:
-                early[producer[sid]] = a
-        stuck = [p for p in early if not self.movable(p)]
-        if early and not stuck:
-            saved = self.last_issue, self.max_effect, self.max_effect_row
-            moved = []
-            for p, a in early.items():
-                if self.move(p, self.cycles[p] + target - a):
-                    moved.append((p, a))
-                else:
-                    for p2, a2 in moved:  # undo
-                        self.move(p2, self.cycles[p2] - (target - a2))
-                    self.last_issue, self.max_effect, self.max_effect_row = saved
-                    stuck = list(early)
-                    break
-            else:
-                for sid, p in producer.items():
-                    if p in early:
-                        arrival[sid] = target
+        base = max(latest, earliest, ready if ready is not None else latest)
+        # Issue at the first cycle from *base* on where the inputs line up (early
+        # producers delayed), none is overwritten on its way, and the row's own
+        # slots and ports are free.  Past *base* every producer must move.
+        target = base
+        for _ in range(_SEARCH):
+            early = {producer[s]: a for s, a in arrival.items() if a < target}
+            if any(not self.movable(p) for p in early):
+                break
+            moved = self.shift(early, target)
+            if moved is not None:
+                arr = {s: (target if producer[s] in early else a) for s, a in arrival.items()}
+                if self.clobber(d, target, arr, producer) is None and self.conflict(i, d, target, offsets) is None:
+                    self.check_paths(i, d, target, arr, producer)
+                    return target
+                self.unshift(moved, target)
+            target += 1
+        # no such cycle: report what is wrong at *base*
+        early = {producer[s]: a for s, a in arrival.items() if a < base}
+        stuck = {p: a for p, a in early.items() if not self.movable(p)}
+        if not stuck and self.shift(early, base) is None:
+            stuck = early
         if stuck:
-            self.early_error(i, d, arrival, producer, {p: early[p] for p in stuck}, latest, earliest, ready)
-        c = target
-        self.check_paths(i, d, c, arrival, producer)
-        self.report_conflicts(i, d, c, offsets)
-        return c
+            self.early_error(i, d, arrival, producer, stuck, latest, earliest, ready)
+        else:
+            arrival = {s: (base if producer[s] in early else a) for s, a in arrival.items()}
+        self.check_paths(i, d, base, arrival, producer)
+        self.report_conflicts(i, d, base, offsets)
+        return base
+
+    def shift(self, early: dict[int, int], target: int) -> tuple | None:
+        """Delay each producer of *early* (row -> arrival) so that it arrives at
+        *target*.  Returns what :meth:`unshift` needs to undo it, or None (and
+        nothing moved) if one of them cannot move there."""
+        saved = self.last_issue, self.max_effect, self.max_effect_row
+        moved: list[tuple[int, int]] = []
+        for p, a in early.items():
+            if not self.move(p, self.cycles[p] + target - a):
+                self.unshift((moved, saved), target)
+                return None
+            moved.append((p, a))
+        return moved, saved
+
+    def unshift(self, shifted: tuple, target: int) -> None:
+        moved, saved = shifted
+        for p, a in moved:
+            self.move(p, self.cycles[p] - (target - a))
+        self.last_issue, self.max_effect, self.max_effect_row = saved
 
     def early_error(self, i, d, arrival, producer, stuck, latest, earliest, ready) -> None:
         """Report why row *i* cannot issue when its inputs pass (the *stuck*
@@ -586,6 +607,21 @@ class _Scheduler:
             self.error(i, f"the value on {_s(sid)} passes {self.unit_place(i)} at cycle {latest}, before the weights "
                           f"installed by the 'iw' at {self.where(iw, i)} are ready at cycle {ready}",
                        hint, [self.note(iw, "the 'iw' is here")])
+
+    def clobber(self, d: _Dec, c: int, arrival, producer) -> tuple | None:
+        """The first input of a row at *d*'s position, issued at *c*, that another
+        write overwrites on its way: (stream, producer, writer, position)."""
+        x = d.pos
+        for sid, p in producer.items():
+            pd = self.dec(p)
+            if arrival[sid] != c or x == pd.pos:
+                continue
+            lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
+            key = (sid, self.diag(sid, pd.pos, self.cycles[p] + pd.delay))
+            for y, w in self.diagw.get(key, ()):
+                if w != p and lo <= y <= hi:
+                    return sid, p, w, y
+        return None
 
     def check_paths(self, i: int, d: _Dec, c: int, arrival, producer) -> None:
         """Each input must reach row *i* unchanged; then it is in use along its path."""
