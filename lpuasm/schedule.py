@@ -12,7 +12,8 @@ docs/language.md ("Pins and scheduling") states for users:
 * **Pinned** rows (``@N``, or ``@+N`` after the previous non-nop, non-repeat
   row) issue at the pin.  Errors: the queue is still busy; an output stream slot
   is taken (another row writes the same stream at the same position and cycle,
-  or a value that a placed consumer is waiting for passes there then); a MEM
+  or a value on its way to an unpinned consumer already placed passes there
+  then); a MEM
   port is taken (per slice and cycle one read, at issue, and one write, at issue
   + delay, and if both then on different banks).  Whether their operands arrive
   is not checked here: the simulator does that.
@@ -27,12 +28,17 @@ docs/language.md ("Pins and scheduling") states for users:
   must not be overwritten on its way, and the row's own outputs and ports must
   be free at c.
 * **Producer delaying**: when an input arrives too early (before another input,
-  or before the queue is free), and its producer is unpinned, has no stream
-  inputs itself (a ``read``, an ``acc``, a ``receive``), is still the last row
-  of its queue, is not repeated, is not the anchor of an ``@+`` pin and has not
-  been used by another consumer, the producer is moved later so that the inputs
-  line up (if its slots and ports are free at the new cycle).  Otherwise the
-  early arrival is an error.
+  before the queue is free, or before an ``abc``'s weights are installed), and
+  its producer is unpinned, has no stream inputs itself (a ``read``, an
+  ``acc``, a ``receive``), is still the last row of its queue (its own
+  ``repeat`` may follow it: it moves along), is not the anchor of an ``@+`` pin
+  and has not been used by another consumer, the producer is moved later so
+  that the inputs line up (if its slots and ports are free at the new cycle).  Otherwise the
+  early arrival is an error.  When all producers of a row are movable and the
+  row cannot issue when its data arrives (its outputs or ports are taken, or an
+  input would be overwritten), they are all delayed to the first cycle where it
+  can (at most ``_SEARCH`` cycles later).  Only producers move: a row with
+  stream inputs is never moved for its consumers.
 * **MXM**: ``iw`` issues no earlier than its plane's last ``lw`` + d(mxm.load);
   ``acc`` takes the k-th product of its plane (k = earlier ``acc`` issues on
   the plane) and issues no earlier than that ``abc`` + d(mxm.activation).
@@ -44,7 +50,8 @@ docs/language.md ("Pins and scheduling") states for users:
   last repetition + delay).  Nothing may issue, or take effect, after it.
 
 Everything is one pass with small dict lookups: words are decoded once per
-distinct word value, so 100k-row programs schedule in well under a second.
+distinct word (SRAM word offsets masked out), so a 100k-row program schedules
+in under a second.
 """
 
 from __future__ import annotations
