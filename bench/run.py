@@ -24,24 +24,26 @@ from lpuasm.parser import bare_parse  # noqa: E402
 
 
 def generate(lines: int) -> str:
-    """A kernel of about *lines* lines: reads, VXM chains and writes over many
-    slices and streams, with labels, comments, pins and constants."""
-    out = ["; generated benchmark kernel", ".chip tsp-v1", ".equ ROWS, 4096"]
-    slices = TSP_V1.mem_slices_per_hemisphere
+    """A kernel of about *lines* lines that the scheduler places by data: each
+    of 32 west slices streams its rows through a VXM chain (vmul, vsub, vrelu)
+    to its east twin, with labels and comments; no pins."""
+    slices = 32
+    rows = max(1, -(-lines // (5 * slices)))
+    out = ["; generated benchmark kernel", ".chip tsp-v1", f".equ ROWS, {min(rows, 4096)}"]
     for k in range(slices):
         out.append(f".space x{k}, W{k}.b0[0], i8, ROWS")
-        out.append(f".space y{k}, E{k}.b1[0], f32, 1024")
+        out.append(f".space y{k}, E{k}.b1[0], i8, ROWS")
     i = 0
     while len(out) < lines:
-        k = i % slices
-        r = (i // slices) % 4096
-        s = (i % 8) * 4
-        if i % 97 == 0:
-            out.append(f"row{i}:  ; a label and a comment")
-        out.append(f"    read     x{k}[{r}], s{s}e")
-        out.append(f"    vmul.f32 s{s}e, 0.125, s{s}w, alu{i % 16}  ; scale")
-        out.append(f"    vadd.f32 s{s}w, s{(s + 4) % 32}w, s{s}w, alu{(i + 1) % 16} @+2")
-        out.append(f"    write    s{s}w, y{k}[{(4 * i) % 4096}]")
+        r, k = divmod(i, slices)
+        r %= 4096
+        if k == 0 and r % 64 == 0:
+            out.append(f"row{r}_{i}:  ; a label and a comment")
+        out.append(f"    read     x{k}[{r}], s{k}e")
+        out.append(f"    vmul.i8  s{k}e, 3, s{k}e, alu{k % 16}  ; scale")
+        out.append(f"    vsub.i8  s{k}e, 2, s{k}e, alu{k % 16}")
+        out.append(f"    vrelu.i8 s{k}e, s{k}e, alu{k % 16}")
+        out.append(f"    write    s{k}e, y{k}[{r}]")
         i += 1
     out.append("    halt")
     return "\n".join(out[:lines]) + "\n"
