@@ -19,7 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lpuasm import imagefile  # noqa: E402
 from lpuasm.assembler import assemble  # noqa: E402
-from lpuasm.config import TSP_V1  # noqa: E402
 from lpuasm.parser import bare_parse  # noqa: E402
 
 

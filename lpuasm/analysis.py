@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import chip, isa
+from .ir import fields_of as ir_fields_of
 from .program import Program
 from .sim import UNIT_KINDS, SimError, Stats
 
@@ -34,17 +35,7 @@ PSPAN = 256  # positions fit in 8 bits (at most 2 * 64 + 5)
 
 def fields_of(program: Program, opcode: int, rows: np.ndarray) -> dict[str, np.ndarray]:
     """Every field of the rows *rows* (all of opcode *opcode*), as int64 arrays."""
-    row = isa.BY_OPCODE[opcode]
-    words = program.word[rows]
-    out = {}
-    for f in row.fields:
-        if f.name == "op":
-            continue
-        v = ((words >> np.uint64(f.lo)) & np.uint64(f.mask)).astype(np.int64)
-        if f.signed:
-            v = np.where(v >> (f.width - 1), v - (1 << f.width), v)
-        out[f.name] = v
-    return out
+    return ir_fields_of(program.word[rows], isa.BY_OPCODE[opcode])
 
 
 @dataclass

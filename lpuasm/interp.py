@@ -28,6 +28,7 @@ from .levels import LevelEngine
 from .levels import supported as levels_supported
 from .program import Program
 from .sim import RunResult, SimError, Stats, initial_sram
+from .units import UnitEngine, group_keys
 
 
 class Interrupted(Exception):
@@ -83,7 +84,7 @@ def run(program: Program, *, timing_only: bool = False, allow_uninit: bool = Fal
     return RunResult(program.config, program.image, a.stats, engine.sram)
 
 
-class _Engine:
+class _Engine(UnitEngine):
     def __init__(self, a: Analysis, allow_uninit: bool, strict_fp: bool):
         p = a.program
         self.a, self.p, self.cfg = a, p, p.config
@@ -113,7 +114,7 @@ class _Engine:
     def run(self) -> None:
         p = self.p
         n = len(p)
-        key = self._group_keys()
+        key = group_keys(p)
         order = np.lexsort((key, p.cycle))
         cyc, k = p.cycle[order], key[order]
         cut = np.nonzero((cyc[1:] != cyc[:-1]) | (k[1:] != k[:-1]))[0] + 1
@@ -128,26 +129,9 @@ class _Engine:
                 self._commit(t)
             if self.events and self.events[0][0] <= t:
                 self._apply_events(t)
-            handlers[op](order[s:e], t, isa.BY_OPCODE[op])
+            handlers[op](order[s:e], isa.BY_OPCODE[op])
         self._commit(1 << 62)
         self._apply_events(1 << 62)
-
-    def _group_keys(self) -> np.ndarray:
-        """Rows that can run as one batch share a key: opcode, dtypes, and
-        whether the src operand is an immediate."""
-        p = self.p
-        key = p.op.astype(np.int64) << 12
-        dt = ((p.word >> np.uint64(8)) & np.uint64(0x3F)).astype(np.int64)
-        for opcode in np.unique(p.op).tolist():
-            row = isa.BY_OPCODE[opcode]
-            rows = p.op == opcode
-            extra = dt[rows] & ((1 << (3 * row.nsuffixes)) - 1)
-            if any(o.kind == "src" for o in row.operands):
-                f = next(f for f in row.fields if f.name == "b")
-                imm = ((p.word[rows] >> np.uint64(f.lo + 32)) & np.uint64(1)).astype(np.int64)
-                extra = extra | (imm << 6)
-            key[rows] |= extra
-        return key
 
     # ---- operands -------------------------------------------------------------------
     def _inputs(self, rows: np.ndarray) -> np.ndarray:
@@ -165,83 +149,11 @@ class _Engine:
         idx = self.w_start[rows][:, None] + np.arange(planes.shape[1])[None, :]
         self.store[idx % self.ring] = planes
 
-    def _fields(self, rows: np.ndarray, row: isa.Instr) -> dict:
-        words = self.p.word[rows]
-        out = {}
-        for f in row.fields:
-            v = ((words >> np.uint64(f.lo)) & np.uint64(f.mask)).astype(np.int64)
-            if f.signed:
-                v = np.where(v >> (f.width - 1), v - (1 << f.width), v)
-            out[f.name] = v
-        return out
+    def _violate(self, row: int, cause: str, hint: str | None = None) -> None:
+        raise error_at(self.p, row, cause, hint)
 
-    def _check_fp(self, rows: np.ndarray, values: np.ndarray) -> None:
-        if values.dtype.kind != "f":
-            return
-        bad = ~np.isfinite(values)
-        if bad.any():
-            self.nan_inf += int(bad.sum())
-            if self.strict_fp:
-                i = int(np.nonzero(bad.any(axis=1))[0][0])
-                raise error_at(self.p, int(rows[i]), "non-finite result (strict fp)")
-
-    # ---- units -------------------------------------------------------------------------
-    def _icu(self, rows, t, row) -> None:
-        pass
-
-    def _c2c(self, rows, t, row) -> None:
-        raise error_at(self.p, int(rows[0]), "C2C is not simulated yet (multi-chip runs come later); "
-                                             "use --timing-only")
-
-    def _vxm(self, rows, t, row) -> None:
-        f = self._fields(rows, row)
-        dt = isa.DTYPE_NAMES[int(f["dt"][0])]
-        dt2 = isa.DTYPE_NAMES[int(f["dt2"][0])] if row.nsuffixes > 1 else None
-        planes = self._inputs(rows)
-        g = isa.DTYPE_BYTES[dt]
-        names = [o.name for o in row.operands if o.kind in ("stream", "src") and o.name != "d"]
-        ops, at = {}, 0
-        for name in names:
-            if name == "b" and f["b"][0] & isa.SRC_IMMEDIATE:
-                ops[name] = sem.immediates(f["b"], dt)
-                continue
-            ops[name] = sem.from_planes(planes[:, at:at + g], dt)
-            at += g
-        out = sem.vxm(row.mnemonic, dt, ops.get("a"), ops.get("b"), ops.get("m"), dt2)
-        self._check_fp(rows, out)
-        self._outputs(rows, sem.to_planes(out))
-
-    def _sxm(self, rows, t, row) -> None:
-        f = self._fields(rows, row)
-        planes = self._inputs(rows)
-        lanes = self.cfg.lanes
-        mn = row.mnemonic
-        if mn == "transpose":
-            self._outputs(rows, sem.transpose(planes))
-            return
-        s = planes[:, 0]
-        if mn == "shift":
-            out = sem.shift(s, f["n"])
-        elif mn == "rotate":
-            out = sem.rotate(s, f["n"])
-        elif mn == "permute":
-            index = sem.from_planes(planes[:, 1:3], "i16").astype(np.int64) & 0xFFFF
-            if (index >= lanes).any():
-                i = int(np.nonzero((index >= lanes).any(axis=1))[0][0])
-                raise error_at(self.p, int(rows[i]), f"permute map names lane {int(index[i].max())}, "
-                                                     f"past the last lane {lanes - 1}")
-            out = sem.permute(s, index)
-        else:
-            index = planes[:, 1]
-            badmask = (index >= 16) & (index != 255)
-            if badmask.any():
-                i = int(np.nonzero(badmask.any(axis=1))[0][0])
-                raise error_at(self.p, int(rows[i]), f"distribute map value {int(index[i][badmask[i]][0])} "
-                                                     f"is neither a lane of the superlane (0..15) nor 255")
-            out = sem.distribute(s, index)
-        self._outputs(rows, out[:, None, :])
-
-    def _mem(self, rows, t, row) -> None:
+    def _mem(self, rows, row) -> None:
+        t = self.cycle
         f = self._fields(rows, row)
         code = f["a"]
         h, sl, b, off = (code >> 19) & 1, (code >> 13) & 63, (code >> 12) & 1, code & 0xFFF
@@ -333,7 +245,8 @@ class _Engine:
                 st.version += 1
                 st.buffer, st.buffer_dtype = [], None
 
-    def _mxm(self, rows, t, row) -> None:
+    def _mxm(self, rows, row) -> None:
+        t = self.cycle
         f = self._fields(rows, row)
         planes = self._inputs(rows)
         cfg = self.cfg

@@ -140,3 +140,8 @@ def field_array(words: np.ndarray, row: isa.Instr, name: str) -> np.ndarray:
     if f.signed:
         v = np.where(v >> (f.width - 1), v - (1 << f.width), v)
     return v
+
+
+def fields_of(words: np.ndarray, row: isa.Instr) -> dict[str, np.ndarray]:
+    """Every field but the opcode of words that all encode *row*, as int64 arrays."""
+    return {f.name: field_array(words, row, f.name) for f in row.fields if f.name != "op"}

@@ -21,6 +21,7 @@ from . import chip, isa
 from . import semantics as sem
 from .analysis import Analysis, error_at
 from .sim import SimError, initial_sram
+from .units import UnitEngine, group_keys
 
 _OP = {m: isa.TABLE[m].opcode for m in ("read", "write", "lw", "iw", "abc", "acc")}
 
@@ -31,7 +32,7 @@ def supported(a: Analysis) -> bool:
     return not (set(a.fields) & unsupported)
 
 
-class LevelEngine:
+class LevelEngine(UnitEngine):
     def __init__(self, a: Analysis, allow_uninit: bool, strict_fp: bool):
         self.a, self.p, self.cfg = a, a.program, a.program.config
         self.allow_uninit, self.strict_fp = allow_uninit, strict_fp
@@ -216,7 +217,7 @@ class LevelEngine:
         self._raise_first()  # static MXM violations stop the run before anything computes
         self._check_uninit()
         level = self.levels(self.n, cons, prod)
-        key = self._group_keys()
+        key = group_keys(self.p)
         order = np.lexsort((key, level))
         lv, k = level[order], key[order]
         cut = np.nonzero((lv[1:] != lv[:-1]) | (k[1:] != k[:-1]))[0] + 1
@@ -234,20 +235,6 @@ class LevelEngine:
         self._raise_first()
         self._final_sram()
 
-    def _group_keys(self) -> np.ndarray:
-        p = self.p
-        key = p.op.astype(np.int64) << 12
-        dt = ((p.word >> np.uint64(8)) & np.uint64(0x3F)).astype(np.int64)
-        for opcode in np.unique(p.op).tolist():
-            row = isa.BY_OPCODE[opcode]
-            rows = p.op == opcode
-            extra = dt[rows] & ((1 << (3 * row.nsuffixes)) - 1)
-            if any(o.name == "b" and o.kind == "src" for o in row.operands):
-                f = next(f for f in row.fields if f.name == "b")
-                extra = extra | (((p.word[rows] >> np.uint64(f.lo + 32)) & np.uint64(1)).astype(np.int64) << 6)
-            key[rows] |= extra
-        return key
-
     def _inputs(self, rows: np.ndarray) -> np.ndarray:
         a = self.a
         first = self.r_start[rows[0]]
@@ -259,78 +246,6 @@ class LevelEngine:
     def _outputs(self, rows: np.ndarray, planes: np.ndarray) -> None:
         idx = self.w_start[rows][:, None] + np.arange(planes.shape[1])[None, :]
         self.store[idx] = planes
-
-    def _fields(self, rows, row):
-        words = self.p.word[rows]
-        out = {}
-        for f in row.fields:
-            v = ((words >> np.uint64(f.lo)) & np.uint64(f.mask)).astype(np.int64)
-            if f.signed:
-                v = np.where(v >> (f.width - 1), v - (1 << f.width), v)
-            out[f.name] = v
-        return out
-
-    def _check_fp(self, rows, values) -> None:
-        if values.dtype.kind != "f":
-            return
-        bad = ~np.isfinite(values)
-        if bad.any():
-            self.nan_inf += int(bad.sum())
-            if self.strict_fp:
-                for i in np.nonzero(bad.any(axis=1))[0][:1].tolist():
-                    self._violate(int(rows[i]), "non-finite result (strict fp)")
-
-    # ---- units --------------------------------------------------------------------------
-    def _icu(self, rows, row) -> None:
-        pass
-
-    def _vxm(self, rows, row) -> None:
-        f = self._fields(rows, row)
-        dt = isa.DTYPE_NAMES[int(f["dt"][0])]
-        dt2 = isa.DTYPE_NAMES[int(f["dt2"][0])] if row.nsuffixes > 1 else None
-        planes = self._inputs(rows)
-        g = isa.DTYPE_BYTES[dt]
-        ops, at = {}, 0
-        for o in row.operands:
-            if o.kind not in ("stream", "src") or o.name == "d":
-                continue
-            if o.name == "b" and f["b"][0] & isa.SRC_IMMEDIATE:
-                ops["b"] = sem.immediates(f["b"], dt)
-                continue
-            ops[o.name] = sem.from_planes(planes[:, at:at + g], dt)
-            at += g
-        out = sem.vxm(row.mnemonic, dt, ops.get("a"), ops.get("b"), ops.get("m"), dt2)
-        self._check_fp(rows, out)
-        self._outputs(rows, sem.to_planes(out))
-
-    def _sxm(self, rows, row) -> None:
-        f = self._fields(rows, row)
-        planes = self._inputs(rows)
-        lanes = self.cfg.lanes
-        mn = row.mnemonic
-        if mn == "transpose":
-            self._outputs(rows, sem.transpose(planes))
-            return
-        s = planes[:, 0]
-        if mn == "shift":
-            out = sem.shift(s, f["n"])
-        elif mn == "rotate":
-            out = sem.rotate(s, f["n"])
-        elif mn == "permute":
-            index = sem.from_planes(planes[:, 1:3], "i16").astype(np.int64) & 0xFFFF
-            bad = (index >= lanes).any(axis=1)
-            for i in np.nonzero(bad)[0][:1].tolist():
-                self._violate(int(rows[i]), f"permute map names lane {int(index[i].max())}, past the last lane "
-                                            f"{lanes - 1}")
-            out = sem.permute(s, np.minimum(index, lanes - 1))
-        else:
-            index = planes[:, 1]
-            badmask = (index >= 16) & (index != 255)
-            for i in np.nonzero(badmask.any(axis=1))[0][:1].tolist():
-                self._violate(int(rows[i]), f"distribute map value {int(index[i][badmask[i]][0])} is neither a "
-                                            f"lane of the superlane (0..15) nor 255")
-            out = sem.distribute(s, np.where(badmask, 0, index))
-        self._outputs(rows, out[:, None, :])
 
     def _mem(self, rows, row) -> None:
         f = self._fields(rows, row)
@@ -402,10 +317,6 @@ class LevelEngine:
             store[self.index[rows]] = value
             self._check_fp(rows, value)
             self._outputs(rows, sem.to_planes(value))
-
-    def _c2c(self, rows, row) -> None:
-        raise error_at(self.p, int(rows[0]), "C2C is not simulated yet (multi-chip runs come later); "
-                                             "use --timing-only")
 
     # ---- SRAM ---------------------------------------------------------------------------------
     def _check_uninit(self) -> None:

@@ -16,6 +16,7 @@ from . import isa
 from .config import ChipConfig
 from .diagnostics import LpuError
 from .image import Image
+from .ir import field_array
 
 _ADDR_LO = {row.opcode: next(f.lo for f in row.fields if f.name == "a")
             for row in isa.TABLE.values() if any(op.kind == "addr" for op in row.operands)}
@@ -64,13 +65,13 @@ def load_program(image: Image, config: ChipConfig) -> Program:
         op = (words & np.uint64(0xFF)).astype(np.uint8)
         dur = np.ones(len(words), dtype=np.int64)
         is_nop = op == isa.NOP.opcode
-        dur[is_nop] = _field(words[is_nop], isa.NOP, "n")
+        dur[is_nop] = field_array(words[is_nop], isa.NOP, "n")
         is_rep = op == isa.REPEAT.opcode
-        n_rep = _field(words[is_rep], isa.REPEAT, "n")
-        d_rep = _field(words[is_rep], isa.REPEAT, "d")
+        n_rep = field_array(words[is_rep], isa.REPEAT, "n")
+        d_rep = field_array(words[is_rep], isa.REPEAT, "d")
         dur[is_rep] = n_rep * d_rep
         is_fetch = op == _IFETCH
-        dur[is_fetch] = _field(words[is_fetch], isa.TABLE["ifetch"], "n")
+        dur[is_fetch] = field_array(words[is_fetch], isa.TABLE["ifetch"], "n")
         start = np.cumsum(dur) - dur
         keep = ~is_nop
         position = np.cumsum(keep) - 1  # index among the queue's non-NOP words
@@ -90,21 +91,13 @@ def load_program(image: Image, config: ChipConfig) -> Program:
     return Program(config, image, queue[order], cycle[order], op[order], word[order], srcrow[order], rep[order])
 
 
-def _field(words: np.ndarray, row: isa.Instr, name: str) -> np.ndarray:
-    f = next(f for f in row.fields if f.name == name)
-    v = ((words >> np.uint64(f.lo)) & np.uint64(f.mask)).astype(np.int64)
-    if f.signed:
-        v = np.where(v >> (f.width - 1), v - (1 << f.width), v)
-    return v
-
-
 def _expand_repeats(q, words, op, start, srcrow, is_rep, n_rep, d_rep, config):
     rep_idx = np.nonzero(is_rep)[0]
     base_idx = rep_idx - 1  # the loader guarantees a repeat follows an instruction of its queue
     if (base_idx < 0).any() or (op[np.maximum(base_idx, 0)] == isa.NOP.opcode).any():
         # a NOP between an instruction and its repeat: find the real base
         base_idx = np.array([_base(op, i) for i in rep_idx], dtype=np.int64)
-    stride = _field(words[rep_idx], isa.REPEAT, "stride")
+    stride = field_array(words[rep_idx], isa.REPEAT, "stride")
     counts = n_rep
     total = int(counts.sum())
     k = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + 1  # 1..n per repeat
