@@ -137,7 +137,7 @@ def _planes(row, name, slot, rows, f, position, cycle, delay):
 
 
 def _sorted(t: StreamTable) -> StreamTable:
-    order = np.lexsort((t.plane, t.operand, t.row))
+    order = np.argsort(t.row * 1024 + t.operand * 64 + t.plane)  # unique keys: any sort will do
     return StreamTable(*(getattr(t, k)[order] for k in ("row", "operand", "plane", "direction", "index",
                                                         "position", "cycle")))
 
@@ -158,11 +158,11 @@ def _match(reads: StreamTable, writes: StreamTable) -> np.ndarray:
     top = max(int(reads.cycle.max()), int(writes.cycle.max()) if len(writes.row) else 0)
     base = top + 2 * PSPAN + 1
     wk = _keys(writes, base)
-    order = np.argsort(wk, kind="stable")
+    order = np.argsort(wk, kind="stable")  # stable: of two writes on one slot, the first is kept
     ks = wk[order]
     rk = _keys(reads, base)
     east = reads.direction == 0
-    qorder = np.argsort(rk, kind="stable")  # sorted queries search much faster
+    qorder = np.argsort(rk)  # sorted queries search much faster
     right = np.empty(len(rk), np.int64)
     left = np.empty(len(rk), np.int64)
     right[qorder] = np.searchsorted(ks, rk[qorder], "right")
