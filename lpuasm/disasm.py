@@ -17,7 +17,7 @@ from . import config as chipconfig
 from . import isa
 from .config import ChipConfig
 from .image import DataSymbol, Image
-from .lower import words_to_tensor
+from .layout import words_to_tensor
 
 
 @dataclass

@@ -45,7 +45,7 @@ from .config import ChipConfig
 from .diagnostics import Diagnostic, Diagnostics, LpuError
 from .image import DataSymbol, Image
 from .ir import IR, IRBuilder, PIN_ABS
-from .lower import NUMPY_DTYPES, tensor_to_words
+from .layout import NUMPY_DTYPES, tensor_to_words
 
 # ---- vectorised pack ---------------------------------------------------------------------
 

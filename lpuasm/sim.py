@@ -11,7 +11,7 @@ import numpy as np
 from .config import ChipConfig
 from .diagnostics import Diagnostic, LpuError
 from .image import DataSymbol, Image
-from .lower import words_to_tensor
+from .layout import words_to_tensor
 
 UNIT_KINDS = ("icu", "mem", "vxm", "mxm", "sxm", "c2c")
 

@@ -8,7 +8,7 @@ from lpuasm import chip, imagefile, isa
 from lpuasm.assembler import assemble
 from lpuasm.config import TINY
 from lpuasm.disasm import disassemble, format_instruction
-from lpuasm.lower import tensor_to_words, words_to_tensor
+from lpuasm.layout import tensor_to_words, words_to_tensor
 
 CFG = TINY
 ROWS = sorted(isa.TABLE.values(), key=lambda r: r.opcode)
