@@ -182,6 +182,13 @@ def _stats(program: Program, unit: np.ndarray, fields: dict, end: int) -> Stats:
     st = Stats(cycles=end, instructions=len(program))
     counts = np.bincount(unit, minlength=len(UNIT_KINDS)) if len(unit) else np.zeros(len(UNIT_KINDS), int)
     st.per_unit = {u: int(counts[i]) for i, u in enumerate(UNIT_KINDS)}
+    busy = counts.copy()
+    if len(unit):  # co-issued MEM pairs share a queue-cycle
+        key = program.queue.astype(np.int64) * (int(program.cycle.max()) + 1) + program.cycle
+        first = np.ones(len(key), bool)
+        first[1:] = key[1:] != key[:-1]  # rows are in (cycle, queue) order: a pair is adjacent
+        busy = np.bincount(unit[first], minlength=len(UNIT_KINDS))
+    st.busy = {u: int(busy[i]) for i, u in enumerate(UNIT_KINDS)}
     st.queues_per_unit = {u: 0 for u in UNIT_KINDS}
     for q in range(len(cfg.queues)):
         st.queues_per_unit[cfg.unit_of_queue(q)] += 1

@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("mnemonic", nargs="?", metavar="MNEMONIC")
     i.add_argument("--markdown", action="store_true", help="print the whole reference as Markdown (docs/isa.md)")
 
+    rp = sub.add_parser("repl", help="interactive debugger: step, break, examine, go back",
+                        description="Debug FILE (a .lasm source or .lpu image) interactively; with --script, or "
+                                    "when stdin is not a terminal, run commands line by line ('help' lists them).")
+    rp.add_argument("file", nargs="?", metavar="FILE")
+    _config_arg(rp)
+    rp.add_argument("--script", metavar="FILE", help="run the commands in FILE, echoing each, then exit")
+
     m = sub.add_parser("demo", help="the main job: build, assemble, run and verify generated kernels",
                        description="Generate a tiled fp16 GEMM on the MXM and a streaming fp32 VXM chain as unrolled, "
                                    "statically scheduled programs; assemble each, load the image back with every "
@@ -314,4 +321,10 @@ def cmd_demo(args) -> int:
     return run_demo(_load_config(args.config), args.size, args.keep)
 
 
-_COMMANDS = {"asm": cmd_asm, "disasm": cmd_disasm, "run": cmd_run, "isa": cmd_isa, "demo": cmd_demo}
+def cmd_repl(args) -> int:
+    from .repl.session import main as repl_main
+
+    return repl_main(args.file, _load_config(args.config), args.script)
+
+
+_COMMANDS = {"repl": cmd_repl, "asm": cmd_asm, "disasm": cmd_disasm, "run": cmd_run, "isa": cmd_isa, "demo": cmd_demo}

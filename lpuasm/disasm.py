@@ -53,7 +53,7 @@ def walk(image: Image) -> list[Record]:
                 t += fields["n"] * fields["d"]
             elif row.mnemonic == "ifetch":
                 t += fields["n"]
-            else:
+            elif not fields.get(isa.PAIR):
                 t += 1
     return out
 

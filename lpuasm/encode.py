@@ -2,7 +2,8 @@
 
 Each queue's instructions become one stream of 64-bit words in issue order.
 Idle cycles between them (gaps in the schedule and explicit ``nop`` rows alike)
-become NOP words, so ``nop`` in the source and a pinned cycle give the same
+become NOP words, a MEM read and write co-issued in one cycle get the pair bit
+on the first of the two words, so ``nop`` in the source and a pinned cycle give the same
 bytes; a trailing ``nop`` (idle time after a queue's last instruction) leaves
 no trace.  The source map gets one row per non-NOP word.
 """
@@ -38,7 +39,11 @@ def encode(ir: IR, cycles: np.ndarray) -> Image:
         c = cycles[g]
         ends = c + dur[g]
         gaps = c - np.concatenate(([0], ends[:-1]))
-        words = ir.word[g]
+        words = ir.word[g].copy()
+        paired = np.nonzero(gaps < 0)[0]  # a MEM slice's read and write in one cycle
+        if len(paired):
+            words[paired - 1] |= np.uint64(isa.PAIR_BIT)
+            gaps[paired] = 0
         if gaps.any():
             words = _with_nops(words, gaps, q)
         text[q] = words.astype(np.uint64)

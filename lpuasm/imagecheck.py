@@ -248,11 +248,32 @@ def _check_text(text: dict, config: ChipConfig | None, names: tuple[str, ...]) -
             raise _Bad(f"TEXT queue {_qname(q, names)}: words must be a 1-D uint64 array, got {w.dtype} {w.shape}")
         if not w.size:
             raise _Bad(f"TEXT queue {_qname(q, names)} has no words")
-        bad = _scan(int(q), w, config, names)
+        bad = _scan(int(q), w, config, names) or _check_pairs(w)
         if bad is not None:
             raise _Bad(f"TEXT queue {_qname(q, names)} word {bad[0]}: {bad[1]}")
         counts[int(q)] = int(np.count_nonzero((w & np.uint64(0xFF)) != isa.NOP.opcode))
     return counts
+
+
+_READS = [isa.TABLE[m].opcode for m in ("read", "gather")]
+_WRITES = [isa.TABLE[m].opcode for m in ("write", "scatter")]
+
+
+def _check_pairs(words: np.ndarray) -> tuple[int, str] | None:
+    """A pair bit joins a MEM read-type and write-type word, in either order;
+    the second carries no pair bit."""
+    op = (words & np.uint64(0xFF)).astype(np.int64)
+    mem = np.isin(op, _READS + _WRITES)
+    paired = np.nonzero(mem & (words >> np.uint64(63)).astype(bool))[0]
+    if not len(paired):
+        return None
+    nxt = np.minimum(paired + 1, len(words) - 1)
+    ok = (paired + 1 < len(words)) & ~(words[nxt] >> np.uint64(63)).astype(bool)
+    ok &= (np.isin(op[paired], _READS) & np.isin(op[nxt], _WRITES)) | (np.isin(op[paired], _WRITES) & np.isin(op[nxt], _READS))
+    if ok.all():
+        return None
+    i = int(paired[np.nonzero(~ok)[0][0]])
+    return i, "the pair bit must join a MEM read and a MEM write issued in one cycle"
 
 
 _USED = {row.opcode: sum(f.mask << f.lo for f in row.fields) for row in isa.TABLE.values()}

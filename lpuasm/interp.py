@@ -105,6 +105,9 @@ class _Engine(UnitEngine):
         ring = int((np.searchsorted(issue, last, "right") - np.arange(nw)).max()) + 1 if nw else 1
         self.ring = max(ring, 1)
         self.store = np.zeros((self.ring, self.cfg.lanes), dtype=np.uint8)
+        self.owner = np.full(self.ring, -1, dtype=np.int64)  # which write each slot holds
+        self._keys = None  # group keys, computed on the first run_rows
+        self.undo: list | None = None  # the debugger's SRAM undo log, when set
         self.pending_writes: list = []  # heap of (commit, seq, kind, payload)
         self.seq = 0
         self.planes = [_Plane() for _ in range(self.cfg.mxm_planes)]
@@ -112,16 +115,28 @@ class _Engine(UnitEngine):
 
     # ---- the main loop ---------------------------------------------------------------
     def run(self) -> None:
+        self.run_rows(0, len(self.p))
+        self.settle(1 << 62)
+
+    def run_rows(self, start: int, stop: int) -> None:
+        """Issue program rows ``start .. stop-1`` (rows before *start* have
+        issued): one batch per (cycle, group key), as :meth:`run` does.  The
+        debugger (:mod:`lpuasm.repl.core`) stops between any two rows this way."""
+        if stop <= start:
+            return
         p = self.p
-        n = len(p)
-        key = group_keys(p)
-        order = np.lexsort((key, p.cycle))
-        cyc, k = p.cycle[order], key[order]
+        if self._keys is None:
+            self._keys = group_keys(p)
+        key = self._keys[start:stop]
+        cycle = p.cycle[start:stop]
+        order = np.lexsort((key, cycle))
+        cyc, k = cycle[order], key[order]
         cut = np.nonzero((cyc[1:] != cyc[:-1]) | (k[1:] != k[:-1]))[0] + 1
         starts = np.concatenate(([0], cut)).tolist()
-        ends = np.concatenate((cut, [n])).tolist()
-        cycles = cyc[starts].tolist() if n else []
-        ops = p.op[order][starts].tolist() if n else []
+        ends = np.concatenate((cut, [len(order)])).tolist()
+        cycles = cyc[starts].tolist()
+        ops = p.op[start:stop][order][starts].tolist()
+        order = order + start
         handlers = {op: getattr(self, "_" + isa.BY_OPCODE[op].unit) for op in set(ops)}
         for s, e, t, op in zip(starts, ends, cycles, ops):
             self.cycle = t
@@ -130,8 +145,45 @@ class _Engine(UnitEngine):
             if self.events and self.events[0][0] <= t:
                 self._apply_events(t)
             handlers[op](order[s:e], isa.BY_OPCODE[op])
-        self._commit(1 << 62)
-        self._apply_events(1 << 62)
+
+    def settle(self, t: int) -> None:
+        """Apply every SRAM write and MXM state change due by cycle *t*."""
+        self._commit(t)
+        self._apply_events(t)
+
+    def save_state(self) -> dict:
+        """Everything but SRAM and its valid mask (which the debugger keeps an
+        undo log of): enough to resume from this point with :meth:`load_state`.
+        Stored arrays are never modified in place, so shallow copies suffice."""
+        return {"store": self.store.copy(), "owner": self.owner.copy(), "pending_writes": list(self.pending_writes),
+                "seq": self.seq, "events": list(self.events), "nan_inf": self.nan_inf,
+                "cycle": getattr(self, "cycle", 0),
+                "planes": [_Plane(list(pl.buffer), pl.buffer_dtype, pl.weights, pl.dtype, pl.version, pl.installed,
+                                  [list(e) for e in pl.pending], dict(pl.acc)) for pl in self.planes]}
+
+    def load_state(self, st: dict) -> None:
+        """Undo to a :meth:`save_state` point (SRAM is the caller's business)."""
+        self.store[...] = st["store"]
+        self.owner[...] = st["owner"]
+        self.pending_writes, self.events = list(st["pending_writes"]), list(st["events"])
+        self.seq, self.nan_inf, self.cycle = st["seq"], st["nan_inf"], st["cycle"]
+        self.planes = [_Plane(list(pl.buffer), pl.buffer_dtype, pl.weights, pl.dtype, pl.version, pl.installed,
+                              [list(e) for e in pl.pending], dict(pl.acc)) for pl in st["planes"]]
+
+    def state_bytes(self, st: dict) -> int:
+        """Rough size of a :meth:`save_state` result (for the debugger's memory budget)."""
+        n = st["store"].nbytes + st["owner"].nbytes
+        n += sum(e[3].nbytes for e in st["pending_writes"])
+        for pl in st["planes"]:
+            n += sum(v.nbytes for v in pl.acc.values()) + sum(e[1].nbytes for e in pl.pending)
+            n += sum(v.nbytes for v in pl.buffer)
+        return n
+
+    def stream_value(self, write: int) -> np.ndarray | None:
+        """The byte plane that stream write *write* (an index into the
+        analysis' write table) produced, if the ring buffer still holds it."""
+        slot = write % self.ring
+        return self.store[slot].copy() if self.owner[slot] == write else None
 
     # ---- operands -------------------------------------------------------------------
     def _inputs(self, rows: np.ndarray) -> np.ndarray:
@@ -148,6 +200,7 @@ class _Engine(UnitEngine):
     def _outputs(self, rows: np.ndarray, planes: np.ndarray) -> None:
         idx = self.w_start[rows][:, None] + np.arange(planes.shape[1])[None, :]
         self.store[idx % self.ring] = planes
+        self.owner[idx % self.ring] = idx
 
     def _violate(self, row: int, cause: str, hint: str | None = None) -> None:
         raise error_at(self.p, row, cause, hint)
@@ -206,11 +259,14 @@ class _Engine(UnitEngine):
         while self.pending_writes and self.pending_writes[0][0] <= t:
             _, _, (h, sl, b, off), values = heapq.heappop(self.pending_writes)
             if off.ndim == 1:
-                self.sram[h, sl, b, off] = values
-                self.valid[h, sl, b, off] = True
+                where = widx = (h, sl, b, off)
             else:  # scatter: lane i of word off[i]
-                self.sram[h[:, None], sl[:, None], b[:, None], off, lanes] = values
-                self.valid[h[:, None], sl[:, None], b[:, None], off] = True
+                widx = (h[:, None], sl[:, None], b[:, None], off)
+                where = widx + (lanes,)
+            if self.undo is not None:
+                self.undo.append((where, self.sram[where], widx, self.valid[widx]))
+            self.sram[where] = values
+            self.valid[widx] = True
 
     # ---- MXM ----------------------------------------------------------------------------
     def _event(self, cycle: int, plane: int, kind: str, payload=None) -> None:

@@ -218,7 +218,13 @@ _ROWS: list[tuple] = [
 UNITS = ("icu", "mem", "vxm", "mxm", "sxm", "c2c")
 
 
-def _layout(mnemonic: str, ndtypes: int, operands: tuple[Operand, ...]) -> tuple[Field, ...]:
+#: The MEM co-issue bit: a slice issues one read-type and one write-type
+#: instruction in one cycle (pseudo-dual-ported SRAM); the first carries it.
+PAIR = "pair"
+PAIR_BIT = 1 << 63
+
+
+def _layout(mnemonic: str, unit: str, ndtypes: int, operands: tuple[Operand, ...]) -> tuple[Field, ...]:
     fields = [Field("op", 0, OPCODE_BITS)]
     lo = OPCODE_BITS
     for i in range(ndtypes):
@@ -227,6 +233,8 @@ def _layout(mnemonic: str, ndtypes: int, operands: tuple[Operand, ...]) -> tuple
     for op in operands:
         fields.append(Field(op.name, lo, op.width, op.signed))
         lo += op.width
+    if unit == "mem":  # set by the assembler: this word and the next issue in the same cycle
+        fields.append(Field(PAIR, WORD_BITS - 1, 1))
     return tuple(fields)
 
 
@@ -241,7 +249,7 @@ def _build() -> tuple[dict[str, Instr], dict[int, Instr]]:
         operands = _ops(spec)
         row = Instr(mnemonic, unit, opcode, operands, latency, semantics, tuple(dtypes),
                     queue="icu" if mnemonic == "halt" else None,
-                    fields=_layout(mnemonic, len(dtypes), operands))
+                    fields=_layout(mnemonic, unit, len(dtypes), operands))
         _check(row)
         if mnemonic in by_name:
             raise TableError(f"duplicate mnemonic {mnemonic}")
@@ -298,6 +306,7 @@ def pack(row: Instr, values: dict[str, int]) -> int:
     Signed fields take negative values; every value must fit its field."""
     word = 0
     defaults = {op.name: op.default for op in row.operands if op.optional}
+    defaults[PAIR] = 0
     for f in row.fields:
         v = row.opcode if f.name == "op" else values.get(f.name, defaults.get(f.name))
         if v is None:

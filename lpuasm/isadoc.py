@@ -100,14 +100,18 @@ def _field_meaning(row: isa.Instr, f: isa.Field) -> str:
     if f.name in ("dt", "dt2"):
         allowed = row.dtypes[0 if f.name == "dt" else 1]
         return "dtype code: " + ", ".join(f"{d} = {isa.DTYPES[d]}" for d in allowed)
+    if f.name == isa.PAIR:
+        return ("co-issue: set by the assembler when this word and the next (a MEM read and a MEM write "
+                "of this slice) issue in the same cycle")
     op = next(o for o in row.operands if o.name == f.name)
     return "operand: " + _operand_text(op)
 
 
 def _reserved(row: isa.Instr) -> tuple[int, int] | None:
     """(hi, lo) of the unused top bits of the word, or None if it is full."""
-    top = max(f.lo + f.width for f in row.fields)
-    return (isa.WORD_BITS - 1, top) if top < isa.WORD_BITS else None
+    top = max(f.lo + f.width for f in row.fields if f.name != isa.PAIR)
+    end = isa.WORD_BITS - 1 if all(f.name != isa.PAIR for f in row.fields) else isa.WORD_BITS - 2
+    return (end, top) if top <= end else None
 
 
 def _md(s: str) -> str:

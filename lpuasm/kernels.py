@@ -58,6 +58,7 @@ def pack_words(row: isa.Instr, /, **values) -> np.ndarray:
     their default.  Same words as :func:`isa.pack`, element by element, and the
     same range checks (ValueError)."""
     defaults = {op.name: op.default for op in row.operands if op.optional}
+    defaults[isa.PAIR] = 0
     arrays = {}
     for f in row.fields:
         if f.name == "op":

@@ -21,6 +21,7 @@ from .ir import field_array
 _ADDR_LO = {row.opcode: next(f.lo for f in row.fields if f.name == "a")
             for row in isa.TABLE.values() if any(op.kind == "addr" for op in row.operands)}
 _IFETCH = isa.TABLE["ifetch"].opcode
+_MEM_OPS = [row.opcode for row in isa.TABLE.values() if row.unit == "mem"]
 
 
 @dataclass
@@ -72,6 +73,7 @@ def load_program(image: Image, config: ChipConfig) -> Program:
         dur[is_rep] = n_rep * d_rep
         is_fetch = op == _IFETCH
         dur[is_fetch] = field_array(words[is_fetch], isa.TABLE["ifetch"], "n")
+        dur[np.isin(op, _MEM_OPS) & (words >> np.uint64(63)).astype(bool)] = 0  # co-issued with the next word
         start = np.cumsum(dur) - dur
         keep = ~is_nop
         position = np.cumsum(keep) - 1  # index among the queue's non-NOP words

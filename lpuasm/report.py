@@ -32,12 +32,12 @@ def table(stats: Stats, config: ChipConfig, timing_only: bool = False) -> str:
         f"  cycles              {stats.cycles}",
         f"  time at clock       {_time(stats.cycles / config.clock_hz * 1e9)} ({config.clock_hz / 1e6:g} MHz)",
         f"  instructions        {stats.instructions}",
-        "  unit   queues  instructions  utilisation",
+        "  unit   queues  instructions  busy cycles  utilisation",
     ]
     for u in UNIT_KINDS:
         q = stats.queues_per_unit.get(u, 0)
         n = stats.per_unit.get(u, 0)
-        lines.append(f"  {u:<6} {q:>6}  {n:>12}  {100 * stats.utilisation(u):>10.2f}%")
+        lines.append(f"  {u:<6} {q:>6}  {n:>12}  {stats.busy_cycles(u):>11}  {100 * stats.utilisation(u):>10.2f}%")
     lines += [
         f"  SRAM read           {stats.sram_bytes_read} bytes",
         f"  SRAM written        {stats.sram_bytes_written} bytes",

@@ -147,6 +147,9 @@ class _Scheduler:
         self.cycles = [0] * n
         self.effect = [0] * n
         self.free = [0] * len(cfg.queues)
+        # (cycle, port) of a queue's last MEM read or write, while a MEM
+        # instruction of the other kind may still co-issue in that cycle
+        self.pair_open: list[tuple[int, int] | None] = [None] * len(cfg.queues)
         self.last_in_q = [-1] * len(cfg.queues)
         self.cache: dict[int, _Dec] = {}
         self.decs: list[_Dec | None] = [None] * n
@@ -328,6 +331,14 @@ class _Scheduler:
             c += 1
         return c
 
+    def earliest(self, q: int, d: _Dec) -> int:
+        """First cycle queue *q* may issue *d*: a MEM slice issues one read-type
+        and one write-type instruction per cycle, else one instruction."""
+        po = self.pair_open[q]
+        if po is not None and d.port != _P_NONE and d.port != po[1]:
+            return po[0]
+        return self.free[q]
+
     # ---- producers -------------------------------------------------------------------
     def movable(self, p: int) -> bool:
         """May producer *p* be issued later than placed (see the module docstring)?"""
@@ -351,6 +362,7 @@ class _Scheduler:
         self.cycles[p] = c
         q = self.queue[p]
         self.free[q] = c + 1
+        self.pair_open[q] = None
         self.note_issue(p, c, c, c + d.delay)
         r = self.rep_of.get(p)
         if r is not None and self.last_in_q[q] == r:  # the repeat is placed already: it moves along
@@ -386,6 +398,7 @@ class _Scheduler:
                 c = free[q]
                 cycles[i] = c
                 free[q] = c + dur[i]
+                self.pair_open[q] = None
                 self.last_in_q[q] = i
                 last = cycles[base] + d.n * d.d
                 self.note_issue(i, c, max(last, c + dur[i] - 1), last + self.dec(base).delay)
@@ -401,7 +414,7 @@ class _Scheduler:
                     c = pins[i] if pk == PIN_ABS else prev + pins[i]
                     if pk == PIN_REL and prev_row >= 0:
                         self.frozen.add(prev_row)
-                    if c < free[q]:
+                    if c < self.earliest(q, d):
                         what = f"@{pins[i]}" if pk == PIN_ABS else f"@+{pins[i]} (cycle {c})"
                         self.error(i, f"cannot issue at {what}: queue {names[q]} is busy until cycle {free[q] - 1}",
                                    f"the earliest cycle is {free[q]}; remove the pin or raise it")
@@ -417,7 +430,9 @@ class _Scheduler:
                 for sid in d.outputs:
                     self.last_writer[sid] = i
             cycles[i] = c
-            free[q] = c + dur[i]
+            paired = c < free[q]  # a MEM read and write co-issued
+            free[q] = max(free[q], c + dur[i])
+            self.pair_open[q] = None if paired or d.port == _P_NONE or dur[i] != 1 else (c, d.port)
             self.last_in_q[q] = i
             if kind != _K_NOP:
                 prev, prev_row = c, i
@@ -467,7 +482,7 @@ class _Scheduler:
     def plain(self, i: int, d: _Dec, offsets) -> int:
         """An unpinned row without stream inputs: first free cycle."""
         q = self.queue[i]
-        c = self.free[q]
+        c = self.earliest(q, d)
         if d.kind == _K_IW:
             lw = self.last_lw[d.plane]
             if lw is not None:
@@ -522,7 +537,7 @@ class _Scheduler:
                 return self.first_free(i, d, self.free[q], offsets)
             arrival[sid] = a + abs(x - pd.pos)
             producer[sid] = p
-        earliest = self.free[q]
+        earliest = self.earliest(q, d)
         ready = None
         if d.kind == _K_ABC and self.last_iw[d.plane] is not None:
             ready = self.last_iw[d.plane][0] + self.d_install

@@ -44,6 +44,7 @@ class Stats:
     cycles: int = 0
     instructions: int = 0
     per_unit: dict[str, int] = field(default_factory=lambda: {u: 0 for u in UNIT_KINDS})
+    busy: dict[str, int] = field(default_factory=dict)  # (queue, cycle) pairs with an issue, per unit
     queues_per_unit: dict[str, int] = field(default_factory=dict)
     sram_bytes_read: int = 0
     sram_bytes_written: int = 0
@@ -51,16 +52,21 @@ class Stats:
     nan_inf: int = 0
     wall_seconds: float = 0.0
 
+    def busy_cycles(self, unit: str) -> int:
+        """Queue-cycles in which the unit's queues issued (a MEM slice can issue
+        a read and a write in one of them)."""
+        return self.busy.get(unit, self.per_unit.get(unit, 0))
+
     def utilisation(self, unit: str) -> float:
         q = self.queues_per_unit.get(unit, 0)
-        return self.per_unit.get(unit, 0) / (self.cycles * q) if self.cycles and q else 0.0
+        return self.busy_cycles(unit) / (self.cycles * q) if self.cycles and q else 0.0
 
     def to_json(self, config: ChipConfig) -> dict:
         return {
             "cycles": self.cycles,
             "seconds_at_clock": self.cycles / config.clock_hz,
             "instructions": self.instructions,
-            "units": {u: {"instructions": self.per_unit.get(u, 0), "busy_cycles": self.per_unit.get(u, 0),
+            "units": {u: {"instructions": self.per_unit.get(u, 0), "busy_cycles": self.busy_cycles(u),
                           "queues": self.queues_per_unit.get(u, 0), "utilisation": self.utilisation(u)}
                       for u in UNIT_KINDS},
             "sram_bytes_read": self.sram_bytes_read,

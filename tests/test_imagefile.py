@@ -310,7 +310,8 @@ def test_queue_not_on_config(monkeypatch):
 
 @pytest.mark.parametrize("word, message", [
     (0x9F, "unknown opcode 0x9f"),
-    (READ | (1 << 63), f"read: reserved bits set in {READ | (1 << 63):#018x}"),
+    (READ | (1 << 40), f"read: reserved bits set in {READ | (1 << 40):#018x}"),
+    (READ | (1 << 63), "the pair bit must join a MEM read and a MEM write issued in one cycle"),
     (P("nop", q=Q("w2"), n=1), "nop: operand q names queue w2, but the word is in queue w3"),
     (P("halt"), "halt outside queue icu"),
     (P("vadd", dt=0, a=0, b=0, d=0, alu=0), "vadd: dtype code 0 is not one of its dtypes (i8, i16, i32, f16, f32)"),

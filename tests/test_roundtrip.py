@@ -75,6 +75,7 @@ def test_pack_unpack_inverse(instr):
     assert 0 <= word < 1 << 64
     back_row, back = isa.unpack(word)
     assert back_row is row
+    assert back.pop(isa.PAIR, 0) == 0  # MEM words carry a co-issue bit, zero unless paired
     assert back == values
 
 

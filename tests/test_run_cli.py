@@ -70,7 +70,7 @@ def test_run_stats_table(capsys):
     rc, out, _ = run(capsys, "run", "add.lasm", "--stats")
     assert rc == 0
     assert "  cycles              14" in out
-    assert "  mem        16             3        1.34%" in out
+    assert "  mem        16             3            3        1.34%" in out
 
 
 def test_dump_prints_and_saves(capsys):

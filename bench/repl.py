@@ -1,0 +1,75 @@
+"""REPL benchmark: opening a large program and stepping through it, each
+figure next to a baseline measured in the same run.
+
+    python bench/repl.py [--rows R]
+
+Program: the generated ``stream`` kernel on tsp-v1 (R rows per slice group,
+default 500: 110k issued instructions).  Figures: time to open it in the
+debugger (load, analyse, first snapshot) against the whole-program analysis
+alone; ``step`` and ``back 1`` latency (targets: under 100 ms per step, under
+2 s to open) against the time per instruction of the whole program run by
+``interp.run`` (the levels engine) and by the cycle engine the debugger steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lpuasm import config, kernels  # noqa: E402
+from lpuasm.analysis import analyse  # noqa: E402
+from lpuasm.interp import run  # noqa: E402
+from lpuasm.program import load_program  # noqa: E402
+from lpuasm.repl.core import Debugger  # noqa: E402
+
+
+def timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=500)
+    args = ap.parse_args(argv)
+    cfg = config.TSP_V1
+    k = kernels.build("stream", cfg, rows=args.rows)
+    image = kernels.assemble_ir(k.ir, check=False)
+    program = load_program(image, cfg)
+    n = len(program)
+    print(f"program: stream kernel on {cfg.name}, {n} instructions")
+
+    t_analyse = timed(lambda: analyse(program))
+    t_levels = timed(lambda: run(program))
+    t_cycles = timed(lambda: run(program, engine_name="cycles"))
+    d = Debugger()
+    t_open = timed(lambda: d.load_image(image, cfg, name="stream"))
+    print(f"baseline: analyse {t_analyse:.3f} s; whole run: levels engine {t_levels:.3f} s "
+          f"({t_levels / n * 1e6:.2f} us/instr), cycle engine {t_cycles:.3f} s ({t_cycles / n * 1e6:.2f} us/instr)")
+    print(f"open:      {t_open:.3f} s  ({t_open / t_analyse:.1f}x analyse; target < 2 s)")
+
+    d.goto(program.cycle[n // 2])
+    steps = [timed(lambda: d.step()) for _ in range(200)]
+    backs = [timed(lambda: d.back()) for _ in range(50)]
+    t_step100 = timed(lambda: d.step(100))
+    t_cont = timed(lambda: d.cont())
+    med_step, med_back = statistics.median(steps), statistics.median(backs)
+    print(f"step:      median {med_step * 1e3:.2f} ms, max {max(steps) * 1e3:.2f} ms "
+          f"({med_step / (t_cycles / n):.0f}x one instruction of the whole cycle-engine run; target < 100 ms)")
+    print(f"back 1:    median {med_back * 1e3:.2f} ms, max {max(backs) * 1e3:.2f} ms "
+          f"(snapshots every {d.snapshot_every} rows)")
+    print(f"step 100:  {t_step100 * 1e3:.2f} ms")
+    print(f"continue to the end from the middle: {t_cont:.3f} s "
+          f"({t_cont / (t_cycles / 2):.2f}x half the cycle-engine run)")
+    print(f"history:   {len(d.snaps)} snapshots, {d.history_size() / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
