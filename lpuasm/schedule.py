@@ -74,6 +74,9 @@ _MXM_KINDS = {"lw": _K_LW, "iw": _K_IW, "abc": _K_ABC, "acc": _K_ACC}
 _P_NONE, _P_READ, _P_WRITE = 0, 1, 2
 _SEARCH = 1024  # cycles past the data's arrival an unpinned consumer may wait for free slots
 _PORTS = {"read": _P_READ, "gather": _P_READ, "write": _P_WRITE, "scatter": _P_WRITE}
+_OP_READ, _OP_WRITE = isa.TABLE["read"].opcode, isa.TABLE["write"].opcode
+_ADDR_LO_READ = next(f.lo for f in isa.TABLE["read"].fields if f.name == "a")
+_ADDR_LO_WRITE = next(f.lo for f in isa.TABLE["write"].fields if f.name == "a")
 # opcode -> mask that clears the 12-bit word offset of its SRAM address field
 _OFFSET_MASK = {isa.TABLE[m].opcode: ~(0xFFF << next(f.lo for f in isa.TABLE[m].fields if f.name == "a")) & (2**64 - 1)
                 for m in _PORTS}
@@ -147,9 +150,9 @@ class _Scheduler:
         self.cycles = [0] * n
         self.effect = [0] * n
         self.free = [0] * len(cfg.queues)
-        # (cycle, port) of a queue's last MEM read or write, while a MEM
+        # (cycle, port, row) of a queue's last MEM read or write, while a MEM
         # instruction of the other kind may still co-issue in that cycle
-        self.pair_open: list[tuple[int, int] | None] = [None] * len(cfg.queues)
+        self.pair_open: list[tuple[int, int, int] | None] = [None] * len(cfg.queues)
         self.last_in_q = [-1] * len(cfg.queues)
         self.cache: dict[int, _Dec] = {}
         self.decs: list[_Dec | None] = [None] * n
@@ -331,13 +334,26 @@ class _Scheduler:
             c += 1
         return c
 
-    def earliest(self, q: int, d: _Dec) -> int:
-        """First cycle queue *q* may issue *d*: a MEM slice issues one read-type
-        and one write-type instruction per cycle, else one instruction."""
+    def earliest(self, q: int, d: _Dec, i: int) -> int:
+        """First cycle queue *q* may issue row *i*: a MEM slice issues one
+        read-type and one write-type instruction per cycle, else one
+        instruction.  A read never joins the write before it when that write
+        stores the word it reads (or either side has data-dependent addresses):
+        it must see the new value."""
         po = self.pair_open[q]
         if po is not None and d.port != _P_NONE and d.port != po[1]:
-            return po[0]
+            cycle, port, row = po
+            if port == _P_WRITE and self.hazard(row, i):
+                return self.free[q]
+            return cycle
         return self.free[q]
+
+    def hazard(self, w: int, r: int) -> bool:
+        """Does read-type row *r* read what write-type row *w* stores?"""
+        ow, orr = int(self.ir.op[w]), int(self.ir.op[r])
+        if ow != _OP_WRITE or orr != _OP_READ:
+            return True  # gather/scatter: any word of the bank
+        return (int(self.ir.word[w]) >> _ADDR_LO_WRITE) & 0xFFFFF == (int(self.ir.word[r]) >> _ADDR_LO_READ) & 0xFFFFF
 
     # ---- producers -------------------------------------------------------------------
     def movable(self, p: int) -> bool:
@@ -414,7 +430,7 @@ class _Scheduler:
                     c = pins[i] if pk == PIN_ABS else prev + pins[i]
                     if pk == PIN_REL and prev_row >= 0:
                         self.frozen.add(prev_row)
-                    if c < self.earliest(q, d):
+                    if c < self.earliest(q, d, i):
                         what = f"@{pins[i]}" if pk == PIN_ABS else f"@+{pins[i]} (cycle {c})"
                         self.error(i, f"cannot issue at {what}: queue {names[q]} is busy until cycle {free[q] - 1}",
                                    f"the earliest cycle is {free[q]}; remove the pin or raise it")
@@ -432,7 +448,7 @@ class _Scheduler:
             cycles[i] = c
             paired = c < free[q]  # a MEM read and write co-issued
             free[q] = max(free[q], c + dur[i])
-            self.pair_open[q] = None if paired or d.port == _P_NONE or dur[i] != 1 else (c, d.port)
+            self.pair_open[q] = None if paired or d.port == _P_NONE or dur[i] != 1 else (c, d.port, i)
             self.last_in_q[q] = i
             if kind != _K_NOP:
                 prev, prev_row = c, i
@@ -482,7 +498,7 @@ class _Scheduler:
     def plain(self, i: int, d: _Dec, offsets) -> int:
         """An unpinned row without stream inputs: first free cycle."""
         q = self.queue[i]
-        c = self.earliest(q, d)
+        c = self.earliest(q, d, i)
         if d.kind == _K_IW:
             lw = self.last_lw[d.plane]
             if lw is not None:
@@ -537,7 +553,7 @@ class _Scheduler:
                 return self.first_free(i, d, self.free[q], offsets)
             arrival[sid] = a + abs(x - pd.pos)
             producer[sid] = p
-        earliest = self.earliest(q, d)
+        earliest = self.earliest(q, d, i)
         ready = None
         if d.kind == _K_ABC and self.last_iw[d.plane] is not None:
             ready = self.last_iw[d.plane][0] + self.d_install

@@ -485,3 +485,16 @@ def test_a_generated_streaming_kernel_schedules_without_pins():
     lines.append("    halt")
     asm = assemble("\n".join(lines) + "\n", "gen.lasm")
     assert len(asm.cycles) == 64 * 8 * 4 + 1
+
+
+def test_a_read_does_not_co_issue_with_the_write_of_its_word():
+    src = """\
+.data  a,   W0.b0[0], i8, [1, 2, 3]
+.space tmp, E0.b0[0], i8, 1
+    read  a, s0e
+    write s0e, tmp
+    read  tmp, s1e
+"""
+    # the write issues at 4 and stores at 5; the read must see the new value,
+    # and a read of bank 0 at 5 would clash with the store: 6
+    assert cycles_of(src) == [0, 4, 6]
