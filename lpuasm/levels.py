@@ -46,7 +46,10 @@ class LevelEngine(UnitEngine):
         self.store = np.zeros((len(w.row), self.cfg.lanes), dtype=np.uint8)
         self.sram, self.valid = initial_sram(self.p.image, self.cfg)
         # the word each write row writes (rows that are not writes stay unused)
-        self.written = np.zeros((n if _OP["write"] in a.fields else 0, self.cfg.lanes), dtype=np.uint8)
+        wrows = a.fields[_OP["write"]][0] if _OP["write"] in a.fields else np.zeros(0, np.int64)
+        self.written = np.zeros((len(wrows), self.cfg.lanes), dtype=np.uint8)
+        self.windex = np.full(n, -1, dtype=np.int64)  # write row -> its row of self.written
+        self.windex[wrows] = np.arange(len(wrows))
 
     # ---- dependencies ---------------------------------------------------------------
     def _edges(self) -> tuple[np.ndarray, np.ndarray]:
@@ -256,10 +259,10 @@ class LevelEngine(UnitEngine):
             vals = self.sram[h, sl, b, off]  # initial contents (SRAM is only written at the end)
             has = dep >= 0
             if has.any():
-                vals[has] = self.written[dep[has]]
+                vals[has] = self.written[self.windex[dep[has]]]
             self._outputs(rows, vals[:, None, :])
         else:  # write: remember the word; SRAM itself is written at the end
-            self.written[rows] = self._inputs(rows)[:, 0]
+            self.written[self.windex[rows]] = self._inputs(rows)[:, 0]
 
     def _mxm(self, rows, row) -> None:
         mn = row.mnemonic
@@ -347,5 +350,5 @@ class LevelEngine(UnitEngine):
         sel = order[last]
         code = wf["a"][sel]
         h, sl, b, off = (code >> 19) & 1, (code >> 13) & 63, (code >> 12) & 1, code & 0xFFF
-        self.sram[h, sl, b, off] = self.written[wr[sel]]
+        self.sram[h, sl, b, off] = self.written[self.windex[wr[sel]]]
         self.valid[h, sl, b, off] = True
