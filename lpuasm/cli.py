@@ -46,6 +46,17 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(a)
     a.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
 
+    e = sub.add_parser("expand", help="print a program with its macros, loops and conditions expanded",
+                       description="Print FILE.lasm fully expanded: directives evaluated, every macro, .rept, .for "
+                                   "and .if expanded, one instruction per line, indented by its macro expansion "
+                                   "depth, with its source line and macro chain as a comment.  The text assembles "
+                                   "to the same program.")
+    e.add_argument("file", metavar="FILE.lasm")
+    e.add_argument("-o", "--output", metavar="OUT.lasm", help="write to OUT.lasm instead of stdout")
+    e.add_argument("-I", dest="include", action="append", default=[], metavar="DIR", help="add DIR to the include path")
+    e.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE", help="define a constant")
+    _config_arg(e)
+
     d = sub.add_parser("disasm", help="disassemble a .lpu image into source",
                        description="Print source that re-assembles to a byte-identical image.")
     d.add_argument("file", metavar="FILE.lpu")
@@ -188,6 +199,38 @@ def cmd_asm(args) -> int:
     return 0
 
 
+def _defines(args) -> dict:
+    from .diagnostics import LpuError
+    from .lower import parse_define
+
+    defines = {}
+    for text in args.define:
+        try:
+            name, value = parse_define(text)
+        except ValueError as e:
+            raise LpuError(str(e)) from None
+        defines[name] = value
+    return defines
+
+
+def cmd_expand(args) -> int:
+    from .assembler import assemble_file
+    from .diagnostics import LpuError
+    from .expand import expanded_text
+
+    for d in args.include:
+        if not Path(d).is_dir():
+            raise LpuError(f"-I {d}: not a directory")
+    asm = assemble_file(args.file, config=_load_config(args.config), include_dirs=args.include,
+                        defines=_defines(args), stop_after="lower")
+    text = expanded_text(asm.ir, Path(args.file).name)
+    if args.output:
+        _write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_disasm(args) -> int:
     from . import imagefile
     from .diagnostics import LpuError
@@ -327,4 +370,4 @@ def cmd_repl(args) -> int:
     return repl_main(args.file, _load_config(args.config), args.script)
 
 
-_COMMANDS = {"repl": cmd_repl, "asm": cmd_asm, "disasm": cmd_disasm, "run": cmd_run, "isa": cmd_isa, "demo": cmd_demo}
+_COMMANDS = {"repl": cmd_repl, "asm": cmd_asm, "expand": cmd_expand, "disasm": cmd_disasm, "run": cmd_run, "isa": cmd_isa, "demo": cmd_demo}

@@ -14,8 +14,19 @@ DIRECTIVES: dict[str, tuple[str, str]] = {
     "blob": ("NAME, ADDRESS, DTYPE, ROWS, COLS, \"BASE64\"",
              "place a tensor given as base64 of its little-endian bytes, row-major (exact, compact)"),
     "space": ("NAME, ADDRESS, DTYPE, ROWS [, COLS]", "reserve SRAM for a tensor (no initial value)"),
-    "loc": ("\"FILE\", LINE, COL", "the source location recorded for the instructions that follow"),
+    "loc": ("\"FILE\", LINE, COL [, \"MACRO\", \"FILE\", LINE, COL]...",
+            "the source location (and macro expansion chain, innermost first) recorded for the instructions that follow"),
+    "macro": ("NAME [PARAM [= DEFAULT]], ...", "define a macro, up to '.endm'; call it as NAME ARG, ..., PARAM=ARG"),
+    "endm": ("", "end a '.macro' definition"),
+    "rept": ("COUNT", "assemble the lines up to '.endr' COUNT times"),
+    "endr": ("", "end a '.rept' block"),
+    "for": ("VAR, START, STOP [, STEP]", "assemble the lines up to '.endfor' for VAR in range(START, STOP, STEP)"),
+    "endfor": ("", "end a '.for' block"),
+    "if": ("CONDITION", "assemble the lines up to '.elif', '.else' or '.endif' if CONDITION is not 0"),
+    "elif": ("CONDITION", "else, assemble the lines that follow if CONDITION is not 0"),
+    "else": ("", "else, assemble the lines up to '.endif'"),
+    "endif": ("", "end an '.if' block"),
 }
 
-#: Directives the grammar accepts that arrive with the macro language.
-RESERVED = ("macro", "endm", "rept", "for", "if", "elif", "else", "endif")
+#: Directives the grammar accepts that are not implemented yet (none at present).
+RESERVED: tuple[str, ...] = ()

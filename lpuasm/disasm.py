@@ -1,7 +1,8 @@
 """Disassembly: an :class:`Image` back to lasm source.
 
 The text re-assembles to a byte-identical image: every instruction is printed
-with its absolute issue cycle (``@120``), ``.loc`` lines carry the source map,
+with its absolute issue cycle (``@120``), ``.loc`` lines carry the source map
+(with the macro expansion chain of each instruction),
 and the data, constants and labels are printed as directives (small tensors as
 ``.data`` lists, large ones, and any holding a NaN, as exact ``.blob`` base64).
 """
@@ -176,9 +177,10 @@ def disassemble(image: Image, config: ChipConfig | None = None, source_name: str
     for r in records:
         for name in labels.get((r.queue, r.position), ()):
             lines.append(f"{name}:")
-        loc = (int(sm.file[r.srcrow]), int(sm.line[r.srcrow]), int(sm.col[r.srcrow]))
+        loc = (int(sm.file[r.srcrow]), int(sm.line[r.srcrow]), int(sm.col[r.srcrow]),
+               int(sm.chain[r.srcrow]) if len(sm.chain) else -1)
         if loc != last_loc:
-            lines.append(f'    .loc "{_escape(sm.files[loc[0]])}", {loc[1]}, {loc[2]}')
+            lines.append(f'    .loc "{_escape(sm.files[loc[0]])}", {loc[1]}, {loc[2]}{_chain(sm, loc[3])}')
             last_loc = loc
         text = format_instruction(r.row, r.fields, cfg, symbolize)
         pin = "" if r.row is isa.REPEAT else f" @{r.cycle}"
@@ -186,6 +188,16 @@ def disassemble(image: Image, config: ChipConfig | None = None, source_name: str
     for name in labels.get((-1, 0), ()):
         lines.append(f"{name}:")
     return "\n".join(lines) + "\n"
+
+
+def _chain(sm, k: int) -> str:
+    """The macro expansion chain of a ``.loc``: ``, "MACRO", "FILE", LINE, COL`` per frame, innermost first."""
+    out = []
+    while k >= 0:
+        f = sm.frames[k]
+        out.append(f', "{_escape(f.macro)}", "{_escape(sm.files[f.file])}", {f.line}, {f.col}')
+        k = f.parent
+    return "".join(out)
 
 
 def _escape(s: str) -> str:

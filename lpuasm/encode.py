@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import isa
-from .image import Image, LabelSymbol, ConstSymbol, SourceMap
+from .image import ConstSymbol, Image, LabelSymbol, MacroFrame, SourceMap
 from .ir import IR
 from .schedule import durations
 
@@ -53,6 +53,8 @@ def encode(ir: IR, cycles: np.ndarray) -> Image:
     for f in ir.loc_file[order].tolist() if len(order) else []:
         if f not in file_ids:
             file_ids[f] = len(file_ids)
+    chain = ir.loc_chain[order]
+    frames, cmap = _frames(ir, chain, file_ids)
     for old, new in file_ids.items():
         fmap[old] = new
     srcmap = SourceMap(
@@ -60,7 +62,8 @@ def encode(ir: IR, cycles: np.ndarray) -> Image:
         file=fmap[ir.loc_file[order]].astype(np.uint16),
         line=ir.loc_line[order].copy(),
         col=ir.loc_col[order].copy(),
-        chain=ir.loc_chain[order].copy(),
+        chain=cmap[chain.astype(np.int64) + 1].astype(np.int32) if len(chain) else chain.copy(),
+        frames=frames,
     )
     # labels name the next kept row at or after their IR row
     position = np.full(len(ir), -1, dtype=np.int64)
@@ -84,6 +87,40 @@ def encode(ir: IR, cycles: np.ndarray) -> Image:
         labels=sorted(labels, key=lambda s: s.name),
         srcmap=srcmap,
     )
+
+
+def _frames(ir: IR, chain: np.ndarray, file_ids: dict[int, int]) -> tuple[list[MacroFrame], np.ndarray]:
+    """The macro frames used by *chain* (source-map order), canonical: frames of
+    equal content merged, numbered by first use with every parent before its
+    children, their files renumbered with *file_ids* (extended as needed).
+    Returns the frames and a map from IR chain + 1 to image chain."""
+    cmap = np.full(len(ir.frames) + 1, -1, dtype=np.int64)
+    if not ir.frames or not len(chain):
+        return [], cmap
+    frames: list[MacroFrame] = []
+    index: dict[tuple, int] = {}
+    done = np.zeros(len(ir.frames), dtype=bool)
+
+    def canon(k: int) -> None:
+        path = []
+        while k >= 0 and not done[k]:
+            path.append(k)
+            k = ir.frames[k].parent
+        for k in reversed(path):
+            f = ir.frames[k]
+            fid = file_ids.setdefault(f.file, len(file_ids))
+            key = (f.macro, fid, f.line, f.col, int(cmap[f.parent + 1]))
+            if key not in index:
+                index[key] = len(frames)
+                frames.append(MacroFrame(*key))
+            cmap[k + 1] = index[key]
+            done[k] = True
+
+    used, first = np.unique(chain, return_index=True)
+    for k in used[np.argsort(first)].tolist():
+        if k >= 0:
+            canon(k)
+    return frames, cmap
 
 
 def _with_nops(words: np.ndarray, gaps: np.ndarray, queue: int) -> np.ndarray:

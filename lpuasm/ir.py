@@ -16,7 +16,7 @@ import numpy as np
 
 from . import isa
 from .config import ChipConfig
-from .image import DataSymbol
+from .image import DataSymbol, MacroFrame
 from .syntax import Span
 
 PIN_NONE, PIN_ABS, PIN_REL = 0, 1, 2
@@ -51,6 +51,7 @@ class IR:
     loc_width: np.ndarray
     loc_chain: np.ndarray
     files: list[str] = field(default_factory=list)
+    frames: list[MacroFrame] = field(default_factory=list)  # macro expansion chains (file: index in files)
     data: list[DataSymbol] = field(default_factory=list)
     consts: dict[str, int | float] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)  # label -> row it names (len(self) = end)
@@ -64,6 +65,25 @@ class IR:
         return Span(self.files[int(self.loc_file[row])], int(self.loc_line[row]), col,
                     col + max(1, int(self.loc_width[row])))
 
+    def chain_notes(self, row: int) -> list:
+        """``in expansion of macro`` notes for instruction *row*, innermost first."""
+        from .diagnostics import Diagnostic
+
+        notes, k = [], int(self.loc_chain[row])
+        while k >= 0:
+            f = self.frames[k]
+            span = Span(self.files[f.file], f.line, f.col, f.col + max(1, len(f.macro)))
+            notes.append(Diagnostic("note", f"in expansion of macro '{f.macro}'", span))
+            k = f.parent
+        return notes
+
+    def depth(self, chain: int) -> int:
+        """Macro expansion depth of a row whose ``loc_chain`` is *chain*."""
+        d = 0
+        while chain >= 0:
+            d, chain = d + 1, self.frames[chain].parent
+        return d
+
 
 class IRBuilder:
     """Accumulates rows, one at a time (text assembly) or as arrays (generators)."""
@@ -75,6 +95,8 @@ class IRBuilder:
         self._count = 0
         self.files: list[str] = []
         self._file_ids: dict[str, int] = {}
+        self.frames: list[MacroFrame] = []
+        self._frame_ids: dict[tuple, int] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -85,6 +107,20 @@ class IRBuilder:
             fid = self._file_ids[name] = len(self.files)
             self.files.append(name)
         return fid
+
+    def add_frame(self, macro: str, span: Span, parent: int = -1) -> int:
+        """A new macro expansion frame (called at *span*); returns its index."""
+        self.frames.append(MacroFrame(macro, self.file_id(span.file), span.line, span.col, parent))
+        return len(self.frames) - 1
+
+    def intern_frame(self, macro: str, file: str, line: int, col: int, parent: int = -1) -> int:
+        """The index of a frame with this content, added if new (for ``.loc`` chains)."""
+        key = (macro, file, line, col, parent)
+        k = self._frame_ids.get(key)
+        if k is None:
+            k = self._frame_ids[key] = len(self.frames)
+            self.frames.append(MacroFrame(macro, self.file_id(file), line, col, parent))
+        return k
 
     def add(self, row: isa.Instr, word: int, queue: int, pin_kind: int, pin: int,
             span: Span, chain: int = -1) -> int:
@@ -130,7 +166,7 @@ class IRBuilder:
         for name, dtype in _COLUMNS.items():
             parts = [c[name] for c in self._chunks]
             cols[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
-        return IR(config=self.config, files=list(self.files), **cols, **extra)
+        return IR(config=self.config, files=list(self.files), frames=list(self.frames), **cols, **extra)
 
 
 def field_array(words: np.ndarray, row: isa.Instr, name: str) -> np.ndarray:

@@ -11,7 +11,8 @@ from .image import Image
 
 def listing(image: Image, config: ChipConfig, sources: SourceCache | None = None) -> str:
     """Every word of the image in issue order: cycle, queue, word, source
-    location, disassembly and the source line it came from."""
+    location, disassembly (indented two spaces per level of macro expansion)
+    and the source line it came from."""
     sources = sources or SourceCache()
     sm = image.srcmap
     symbolize = _Symbolizer(image.data, config.lanes)
@@ -23,11 +24,20 @@ def listing(image: Image, config: ChipConfig, sources: SourceCache | None = None
            f"; {'cycle':>8}  {'queue':<6} {'word':<18}  {'location':<{lw}} {'instruction':<36} source"]
     for r, loc in zip(records, locs):
         text = format_instruction(r.row, r.fields, config, symbolize)
+        if r.srcrow >= 0 and len(sm.chain) and sm.chain[r.srcrow] >= 0:
+            text = "  " * _depth(sm, int(sm.chain[r.srcrow])) + text  # macro expansion depth
         src = ""
         if r.srcrow >= 0:
             src = (sources.line(sm.files[int(sm.file[r.srcrow])], int(sm.line[r.srcrow])) or "").strip()
         out.append(f"  {r.cycle:>8}  {config.queues[r.queue]:<6} {r.word:#018x}  {loc:<{lw}} {text:<36} {src}".rstrip())
     return "\n".join(out) + "\n"
+
+
+def _depth(sm, k: int) -> int:
+    d = 0
+    while k >= 0:
+        d, k = d + 1, sm.frames[k].parent
+    return d
 
 
 def symbol_map(image: Image, config: ChipConfig) -> str:

@@ -18,15 +18,16 @@ import numpy as np
 from . import isa
 from .config import ChipConfig
 from .diagnostics import Diagnostic, Diagnostics, LpuError, did_you_mean
-from .directives import DIRECTIVES, RESERVED
+from .directives import DIRECTIVES
 from .expr import BUILTIN_CONSTANTS, ExprError, evaluate
 from .datadirs import SLICE_RE, DataDirectives
 from .image import DataSymbol
 from .ir import IR, PIN_ABS, PIN_NONE, PIN_REL, IRBuilder
+from .macros import Abort, MacroExpansion, structure
 from .syntax import Directive, Indexed, Instruction, KwArg, Label, ListLit, Name, Span, Str
 
 STREAM_RE = re.compile(r"s(\d+)([ew])$", re.I)
-PLANE_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.p(\d+)$")
+PLANE_RE = re.compile(r"(%?[A-Za-z_][A-Za-z0-9_]*(?:\$[0-9]+)*)\.p(\d+)$")
 UNIT_RES = {
     "alu": re.compile(r"alu(\d+)$", re.I),
     "plane": re.compile(r"mxm(\d+)$", re.I),
@@ -43,8 +44,12 @@ class Fatal(Exception):
     """Stop lowering (the diagnostic is already recorded)."""
 
 
-class Lowerer(DataDirectives):
+class Lowerer(MacroExpansion, DataDirectives):
     """Lowers one program (a main file and what it includes) to IR."""
+
+    Fatal = Fatal
+    RESERVED_RE = RESERVED_RE
+    file_depth = 0
 
     def __init__(self, config: ChipConfig, diags: Diagnostics, include_dirs=(), defines=None,
                  parse=None) -> None:
@@ -63,6 +68,7 @@ class Lowerer(DataDirectives):
         self.last_row_of_queue: dict[int, tuple[isa.Instr, int]] = {}  # queue -> (row, word)
         self.loc_override: tuple[str, int, int] | None = None
         self.include_stack: list[Path] = []
+        self.init_macros()
         self.predefined = {
             "LANES": config.lanes,
             "SUPERLANES": config.superlanes,
@@ -81,24 +87,23 @@ class Lowerer(DataDirectives):
 
     # ---- driver -----------------------------------------------------------------
     def lower_file(self, statements, path: Path | None) -> None:
+        """Lower the statements of one file (the main file, or an included one)."""
         if path is not None:
             self.include_stack.append(path.resolve())
+        outermost = not self.file_depth
+        self.file_depth += 1
         try:
-            for st in statements:
-                try:
-                    if isinstance(st, Label):
-                        self.label(st)
-                    elif isinstance(st, Instruction):
-                        self.instruction(st)
-                    elif isinstance(st, Directive):
-                        self.directive(st)
-                except ExprError as e:
-                    self.diags.error(e.message, e.span, e.hint)
-                except Fatal:
-                    pass
+            self.run(structure(statements, self.structure_error), None)
+        except Abort:
+            if not outermost:
+                raise
         finally:
+            self.file_depth -= 1
             if path is not None:
                 self.include_stack.pop()
+
+    def structure_error(self, message: str, span: Span, notes=None, hint: str | None = None) -> None:
+        self.diags.error(message, span, hint, notes)
 
     def finish(self) -> IR:
         end = len(self.builder)
@@ -186,8 +191,6 @@ class Lowerer(DataDirectives):
     def _directive(self, st: Directive) -> None:
         handler = getattr(self, f"d_{st.name}", None)
         if handler is None or st.name not in DIRECTIVES:
-            if st.name in RESERVED:
-                self.fail(f"'.{st.name}' is not supported yet (macros come with the stdlib)", st.span)
             self.fail(f"unknown directive '.{st.name}'", st.span, did_you_mean(st.name, DIRECTIVES))
         handler(st)
 
@@ -223,11 +226,28 @@ class Lowerer(DataDirectives):
         pass  # handled by the assembler before lowering starts (see assembler.chip_directive)
 
     def d_loc(self, st: Directive) -> None:
-        self.nargs(st, 3, 3, '"FILE", LINE, COL')
-        if not isinstance(st.args[0], Str):
-            self.fail("expected a file name string", st.args[0].span)
-        self.loc_override = (st.args[0].value, self.integer(st.args[1], "line", 1, 2**32 - 1),
-                             self.integer(st.args[2], "column", 1, 2**16 - 1))
+        n = len(st.args)
+        if n < 3 or (n - 3) % 4:
+            self.fail(f"'.loc' expects {DIRECTIVES['loc'][0]}", st.span)
+        for a in st.args:
+            if isinstance(a, KwArg):
+                self.fail("'.loc' takes no keyword arguments", a.span)
+        file, line, col = self.location(st.args[:3])
+        chain = None
+        if n > 3:
+            links = [st.args[i:i + 4] for i in range(3, n, 4)]
+            chain = -1
+            for link in reversed(links):  # given innermost first; built outermost first
+                if not isinstance(link[0], Str) or not link[0].value:
+                    self.fail("expected a macro name string", link[0].span)
+                chain = self.builder.intern_frame(link[0].value, *self.location(link[1:]), chain)
+        self.loc_override = (file, line, col, chain)
+
+    def location(self, args) -> tuple[str, int, int]:
+        if not isinstance(args[0], Str):
+            self.fail("expected a file name string", args[0].span)
+        return (args[0].value, self.integer(args[1], "line", 1, 2**32 - 1),
+                self.integer(args[2], "column", 1, 2**16 - 1))
 
     def resolve_path(self, name: str, span: Span, stdlib: bool) -> Path:
         base = Path(span.file).parent
@@ -276,7 +296,7 @@ class Lowerer(DataDirectives):
         base, *suffixes = st.mnemonic.split(".")
         row = isa.lookup(base)
         if row is None:
-            self.fail(f"unknown mnemonic '{base}'", st.span, did_you_mean(base, isa.TABLE))
+            self.fail(f"unknown mnemonic '{base}'", st.span, did_you_mean(base, [*isa.TABLE, *self.macros]))
         values: dict[str, int] = {}
         dtypes = self.suffixes(row, suffixes, st)
         for i, dt in enumerate(dtypes):
@@ -313,11 +333,13 @@ class Lowerer(DataDirectives):
             pin_kind = PIN_REL if st.pin.relative else PIN_ABS
             pin = self.integer(st.pin.expr, "issue cycle", 0, (1 << 40))
         word = isa.pack(row, values)
-        span = st.span
+        span, chain = st.span, self.chain
         if self.loc_override is not None:
-            f, line, col = self.loc_override
+            f, line, col, loc_chain = self.loc_override
             span = Span(f, line, col, col + (span.end_col - span.col))
-        index = self.builder.add(row, word, queue, pin_kind, pin, span)
+            if loc_chain is not None:
+                chain = loc_chain
+        index = self.builder.add(row, word, queue, pin_kind, pin, span, chain)
         self.last_row_of_queue[queue] = (row, word)
         for name in self.pending_labels:
             self.labels[name] = index

@@ -221,7 +221,7 @@ class _Scheduler:
         return self.place(d.pos)
 
     def error(self, i: int, message: str, hint: str | None = None, notes=None) -> None:
-        self.diags.error(message, self.ir.span(i), hint, notes)
+        self.diags.error(message, self.ir.span(i), hint, (notes or []) + self.ir.chain_notes(i))
 
     def reps(self, i: int) -> list[int]:
         """Issue offsets of row *i* and of its repetitions."""
@@ -461,7 +461,8 @@ class _Scheduler:
         q = self.queue[i]
         if halt_row is not None:
             self.diags.error("a program has one 'halt'", self.ir.span(i),
-                             notes=[Diagnostic("note", "first 'halt' here", self.ir.span(halt_row))])
+                             notes=[Diagnostic("note", "first 'halt' here", self.ir.span(halt_row)),
+                                    *self.ir.chain_notes(i)])
         earliest = max(self.free[q], self.last_issue + 1, self.max_effect)
         if pk == PIN_NONE:
             return earliest
