@@ -8,7 +8,10 @@ default 500: 110k issued instructions).  Figures: time to open it in the
 debugger (load, analyse, first snapshot) against the whole-program analysis
 alone; ``step`` and ``back 1`` latency (targets: under 100 ms per step, under
 2 s to open) against the time per instruction of the whole program run by
-``interp.run`` (the levels engine) and by the cycle engine the debugger steps.
+``interp.run`` (the levels engine) and by the cycle engine the debugger steps;
+``continue`` to the first change of a watchpoint on one output word against a
+plain ``goto`` to the same cycle (the watchpoint is checked only at the cycles a
+write to its words commits).
 """
 
 from __future__ import annotations
@@ -68,6 +71,20 @@ def main(argv=None) -> int:
     print(f"continue to the end from the middle: {t_cont:.3f} s "
           f"({t_cont / (t_cycles / 2):.2f}x half the cycle-engine run)")
     print(f"history:   {len(d.snaps)} snapshots, {d.history_size() / 2**20:.1f} MiB")
+
+    # a watchpoint on one word of the output: checked only where a write to it commits
+    d.reset()
+    out = image.data[-1]
+    t_watch_set = timed(lambda: d.add_watchpoint(f"{out.name}[0]"))
+    w = d.watchpoints[-1]
+    t_watch = timed(lambda: d.cont())
+    hit = d.cycle
+    d.delete([])
+    d.reset()
+    t_goto = timed(lambda: d.goto(hit))
+    print(f"watch:     set {t_watch_set * 1e3:.1f} ms ({len(w.events)} commit cycles to check, of {d.analysis.end}); "
+          f"continue to its first change (cycle {hit}): {t_watch * 1e3:.1f} ms "
+          f"(baseline: goto there with no watchpoint {t_goto * 1e3:.1f} ms)")
     return 0
 
 

@@ -185,7 +185,12 @@ def test_completion_on_documents():
     assert words("st") == [("step", -2), ("stats", -2)]
     assert ("vadd", -3) in words("break vad")
     assert ("alu0", -2) in words("break al")
-    assert sorted(words("print ")) == [("a", 0), ("b", 0), ("y", 0)]
+    assert sorted(words("print ")) == [("a", 0), ("b", 0), *((f"mxm{i}", 0) for i in range(4)), ("y", 0)]
+    assert words("watch n") == [("nan", -1)]
+    assert words("info w") == [("watchpoints", -1)]
+    assert words("until cyc") == [("cycle", -3)]
+    assert words("vsu") == [("vsub", -3)]
+    assert sorted(words("write s2e, ")) == [("a", 0), ("b", 0), ("y", 0)]
     assert words("print s0e@al")[:2] == [("alu0", -2), ("alu1", -2)]
     assert words("x/f1") == [("f16", -2)]
     assert words("help con") == [("continue", -3)]
@@ -235,3 +240,217 @@ def test_prompt_toolkit_session(tmp_path):
     assert printed[1].startswith("cycle 12, row 4/5")  # Enter repeated step 2
     assert printed[2].startswith("y (i8, 1x32) at cycle 12:")
     assert "step 2" in (tmp_path / "history").read_text()
+
+
+# ---- watchpoints, display, until, disasm, trace, typed instructions, MXM -------------------------
+FLOAT_SOURCE = """\
+.chip tiny
+.data  a, W0.b0[0], f32, [1.0, 2.0, 3.0, 4.0]
+.space y, E0.b1[0], f32, 1
+    read     W0.b0[0], s0e        @3
+    read     W1.b0[0], s1e        @2
+    read     W2.b0[0], s2e        @1
+    read     W3.b0[0], s3e        @0
+    vrcp.f32 s0e, s4e             @6
+    write    s4e, E0.b1[0]        @13
+    write    s5e, E1.b1[0]        @14
+    write    s6e, E2.b1[0]        @15
+    write    s7e, E3.b1[0]        @16
+    halt
+"""
+
+
+def test_watchpoint_on_a_symbol_slice_reports_old_and_new():
+    d = add_debugger()
+    assert d.add_watchpoint("y[0, 0:4]") == "watchpoint 1: y[0, 0:4] (1 writing instruction)"
+    assert d.add_breakpoint("vadd") == "breakpoint 2: opcode vadd (1 instruction)"
+    assert d.cont().startswith("breakpoint 2: vadd\ncycle 6")
+    assert d.cont() == ("watchpoint 1: y[0, 0:4] (i8, 4) changed at cycle 12, written by row 3 (cycle 11): "
+                        "write s2e, E2.b1[0]\nold: [0 0 0 0]\nnew: [11 22 33 44]\n"
+                        "cycle 12, row 4/5: icu   halt  ; add.lasm:9:5")
+    assert d.stop_reason == "watchpoint 1 (y[0, 0:4])"
+    assert d.cont().startswith("cycle 14: end of program")
+    # a condition that never holds: no stop; shared numbering with delete/disable
+    d.reset()
+    assert d.add_watchpoint("y[0, 0:4]", "any(y[0, 0:4] > 100)").endswith("if any(y[0, 0:4] > 100)")
+    d.enable([1], False)
+    assert d.cont().startswith("breakpoint 2")
+    assert d.cont().startswith("cycle 14: end of program")
+    assert d.delete([1, 3]) == "deleted 2 watchpoints"
+    assert d.info_watchpoints() == "no watchpoints"
+    assert d.delete([]) == "deleted 1 breakpoint"
+    with pytest.raises(DebugError, match="no data symbol 'yy'"):
+        d.add_watchpoint("yy")
+    with pytest.raises(DebugError, match="cannot hold NaN"):
+        d.add_watchpoint("nan y")
+
+
+def test_watchpoint_checks_only_the_writes_to_its_words(monkeypatch):
+    d, k, image = kernel_debugger(rows=8)
+    out = image.data[-1]
+    w_text = d.add_watchpoint(f"{out.name}[0]")
+    w = d.watchpoints[0]
+    assert len(w.events) >= 1 and len(w.events) < len(np.unique(d.program.cycle))
+    checks = []
+    real = Debugger._check_watch
+    monkeypatch.setattr(Debugger, "_check_watch", lambda self, wp: checks.append(self.cycle) or real(self, wp))
+    text = d.cont()
+    assert text.startswith(f"watchpoint 1: {out.name}[0]"), (w_text, text)
+    assert checks == [int(w.events[0])]  # the first write to the watched words changed them
+    # the values reported are those of a fresh run at the same point
+    fresh, _, _ = kernel_debugger(rows=8)
+    fresh.goto(d.cycle)
+    assert "\nnew:" in text and fresh.examine(f"{out.name}[0]").split(":\n", 1)[1] in text
+
+
+def test_watch_nan_and_value_condition(tmp_path):
+    f = tmp_path / "nan.lasm"
+    f.write_text(FLOAT_SOURCE.replace("[1.0, 2.0, 3.0, 4.0]", "[1.0, 0.0, 3.0, 4.0]"))
+    d = Debugger()
+    d.load(str(f))
+    assert d.add_watchpoint("nan y").startswith("watchpoint 1: NaN/Inf in y (4 writing instructions)")
+    text = d.cont()
+    # the last byte plane makes 1/0 an Inf: byte planes are written by their own slices
+    assert text.startswith("watchpoint 1: NaN/Inf in y (f32, 1x32) changed at cycle 17, written by row 8 "
+                           "(cycle 16): write s7e, E3.b1[0]\nold:\n[[1.1754944e-38")
+    assert "\nnew:\n[[1.                inf 0.33333334 0.25" in text
+    assert d.cont().startswith("cycle ")  # no new NaN/Inf after that
+    d.reset()
+    d.delete([])
+    d.add_watchpoint("y[0, 0:2]", "value[1] > 0 and old[1] == 0")
+    assert d.cont().startswith("watchpoint 2: y[0, 0:2] (f32, 2) changed at cycle 16")
+
+
+def test_stream_watchpoint():
+    d = add_debugger()
+    assert d.add_watchpoint("s2e@e2") == "watchpoint 1: stream s2e@e2 (1 value pass)"
+    assert d.cont().startswith("watchpoint 1: s2e@e2 at cycle 11 (i8, from row 2: vadd.i8 s0e, s1e, s2e):\n"
+                               "[11 22 33 44 55")
+    assert d.cycle == 11 and d.row == 3
+    d.reset()
+    d.add_watchpoint("s0e@alu0", "value[0] == 99")
+    d.enable([1], False)
+    assert d.cont().startswith("cycle 14: end of program")
+    with pytest.raises(DebugError, match="no position 'zz'"):
+        d.add_watchpoint("s0e@zz")
+
+
+def test_display_until_disasm_and_trace(tmp_path):
+    import json
+
+    d = add_debugger()
+    assert d.add_display("y[0, 0:2]") == "1: y[0, 0:2] (i8, 2) at cycle 0:\n[0 0]"
+    assert commands.execute(d, "until y[0, 0] == 11") == (
+        "cycle 12, row 4/5: icu   halt  ; add.lasm:9:5\n1: y[0, 0:2] (i8, 2) at cycle 12:\n[11 22]")
+    with pytest.raises(DebugError, match="holds already"):
+        d.until("y[0, 0] == 11")
+    assert d.undisplay([1]) == "deleted 1 display"
+    d.reset()
+    assert d.until("cycle >= 5").startswith("cycle 6, row 2/5")  # checked where instructions issue
+    assert d.disasm(None, 3) == (
+        "         1  @2      w1    read W1.b0[0], s1e  ; add.lasm:6:5\n"
+        "=>       2  @6      alu0  vadd.i8 s0e, s1e, s2e  ; add.lasm:7:5\n"
+        "         3  @11     e2    write s2e, E2.b1[0]  ; add.lasm:8:5")
+    d.add_breakpoint("write")
+    assert d.disasm("@11", 1) == "  b      3  @11     e2    write s2e, E2.b1[0]  ; add.lasm:8:5"
+    with pytest.raises(DebugError, match="outside the program"):
+        d.disasm("9")
+    assert d.trace(str(tmp_path / "t.json")) == f"wrote {tmp_path / 't.json'}: 2 instructions issued up to cycle 6"
+    events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+    assert [e["name"] for e in events if e["ph"] == "X"] == ["read", "read"]
+    with pytest.raises(DebugError, match="never held"):
+        d.until("y[0, 0] == 99")
+    assert d.cycle == 14 and d.row == 5
+
+
+def test_typed_instructions_run_on_the_live_state():
+    d = add_debugger()
+    d.goto(6)
+    run = lambda line: commands.execute(d, line)  # noqa: E731
+    assert run("vadd.i8 s0e, 1, s2e @+0") == ("vadd.i8 s0e, 1, s2e  at cycle 6 on alu0:\n"
+                                              "s2e (i8) = [2 3 4 5 6 7 8 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 "
+                                              "1 1 1 1 1 1]")
+    assert run(".equ K, 2 * 5") == "K = 10"
+    assert run("vmul.i8 s2e, K, s3e").endswith("s3e (i8) = [20 30 40 50 60 70 80 90 10 10 10 10 10 10 10 10 10 "
+                                               "10 10 10 10 10 10 10 10 10 10 10 10 10 10 10]")
+    assert run("write s3e, y").startswith("write s3e, E2.b1[0]  at cycle 6 on e2:\nE2.b1[0] = [20 30 40")
+    assert d.examine("y[0, 0:3]").endswith("[20 30 40]")
+    assert run("print s3e").startswith("s3e (i8, typed) at cycle 6:\n[20 30")
+    with pytest.raises(DebugError, match=r"^undefined symbol 'Q' \(column 14\)$"):
+        run("vadd.i8 s0e, Q, s2e")
+    with pytest.raises(DebugError, match="cannot run at the prompt"):
+        run("lw.i8 s0e, mxm0")
+    with pytest.raises(DebugError, match="no value passes VXM on stream s9e at cycle 6"):
+        run("vneg.i8 s9e, s10e")
+    assert d.add_breakpoint("halt", "y[0, 1] == 22 and K == 10").startswith("breakpoint 1")
+    d.step()  # a move clears the typed streams; the typed SRAM write stays going forward
+    with pytest.raises(DebugError, match="no typed instruction has written s3e"):
+        d.examine("s3e")
+    assert d.examine("y[0, 0:3]").endswith("[20 30 40]")
+    assert d.cont().startswith("breakpoint 1: halt")  # the program's write replaced it; K works in conditions
+    d.back(3)  # going back to before the typed write drops it
+    assert d.examine("y[0, 0:3]").endswith("[0 0 0]")
+
+
+def test_mxm_and_vxm_state():
+    d, k, image = kernel_debugger("gemm", snapshot_every=16, M=8, K=32, N=32)
+    d.add_breakpoint("acc")
+    d.cont()
+    info = d.info_mxm("mxm2")
+    assert info.splitlines() == [f"mxm2 at cycle {d.cycle}:", "  weights     f16 16x32 (install 1)",
+                                 "  buffer      16 f16 rows of 16",
+                                 "  products    8 (ready at cycle 36, 37, 38, 39, 40, 41, ...)",
+                                 "  accumulator rows in use: none"]
+    assert commands.execute(d, "info mxm0").splitlines()[1] == "  weights     none installed"
+    w = d.engine.planes[2].weights
+    text = commands.execute(d, "x/f16 mxm2.weights[0:2, 0:8]")
+    assert text.startswith(f"mxm2.weights[0:2, 0:8] (f16, 2x8) at cycle {d.cycle}:\n")
+    with np.printoptions(threshold=4000, linewidth=110):
+        assert text.endswith(str(w[0:2, 0:8]))
+    assert commands.execute(d, "x/x mxm2.weights[0, 0:1]").endswith(f"[0x{int(w[0, 0].view(np.uint16)):04x}]")
+    with pytest.raises(DebugError, match="holds f16 values; /f32 needs the same element size"):
+        d.examine("mxm2.weights", "f32")
+    with pytest.raises(DebugError, match="no MXM plane 'mxm9'"):
+        d.examine("mxm9")
+    d.step(60)
+    assert "accumulator rows in use: 0-" in d.info_mxm("mxm2")
+    assert d.examine("mxm2.acc[0, 0:2]").startswith("mxm2.acc[0, 0:2] (f32, 2)")
+    assert commands.execute(d, "info vxm").startswith(f"VXM ALUs at cycle {d.cycle}:\n  alu0")
+
+
+def test_scripted_watch_display_and_typed_session(tmp_path, capsys):
+    script = tmp_path / "s.txt"
+    script.write_text("watch y[0, 0:4]\ndisplay/x y[0, 0:2]\ncontinue\ninfo breakpoints\ngoto 6\n"
+                      "vadd.i8 s0e, 1, s2e\nvadd.i8 s0e, Q, s2e\nundisplay\n")
+    rc = main(["repl", str(ADD), "--script", str(script)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and err == ""
+    assert out == f"""\
+{ADD}: 5 instructions on 5 queues, 14 cycles, chip tiny
+(lpu) watch y[0, 0:4]
+watchpoint 1: y[0, 0:4] (1 writing instruction)
+(lpu) display/x y[0, 0:2]
+1: y[0, 0:2] (i8, 2) at cycle 0:
+[0x00 0x00]
+(lpu) continue
+watchpoint 1: y[0, 0:4] (i8, 4) changed at cycle 12, written by row 3 (cycle 11): write s2e, E2.b1[0]
+old: [0 0 0 0]
+new: [11 22 33 44]
+cycle 12, row 4/5: icu   halt  ; add.lasm:9:5
+1: y[0, 0:2] (i8, 2) at cycle 12:
+[0x0b 0x16]
+(lpu) info breakpoints
+Num  Enb  Hits  What
+1    y    1     watch y[0, 0:4] (1 writing instruction)
+(lpu) goto 6
+cycle 6, row 2/5: alu0  vadd.i8 s0e, s1e, s2e  ; add.lasm:7:5
+1: y[0, 0:2] (i8, 2) at cycle 6:
+[0x00 0x00]
+(lpu) vadd.i8 s0e, 1, s2e
+vadd.i8 s0e, 1, s2e  at cycle 6 on alu0:
+s2e (i8) = [2 3 4 5 6 7 8 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]
+(lpu) vadd.i8 s0e, Q, s2e
+error: undefined symbol 'Q' (column 14)
+(lpu) undisplay
+deleted 1 display
+"""

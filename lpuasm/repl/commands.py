@@ -15,7 +15,9 @@ from ..diagnostics import did_you_mean
 from ..highlight import MNEMONICS
 from ..isa import DTYPE_BYTES
 from ..sim import UNIT_KINDS
-from .core import DebugError, Debugger
+from .core import _COND_FUNCS, DebugError, Debugger
+
+_COND_NAMES = tuple(_COND_FUNCS)
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,10 @@ class Command:
     summary: str
     details: str
     handler: object  # (Debugger, str) -> str
-    completes: str = ""  # "", "command", "file", "breakspec", "expr", "info"
+    completes: str = ""  # "", "command", "file", "breakspec", "expr", "info", "cond", "asm"
     repeats: bool = False  # Enter on an empty line repeats it
+    moves: bool = False  # it moves the debugger: the displays are shown after it
+    formats: bool = False  # it takes /FMT
 
 
 def _count(args: str, what: str) -> int:
@@ -40,13 +44,13 @@ def _count(args: str, what: str) -> int:
         raise DebugError(f"{what}: '{args}' is not a number") from None
 
 
-def _numbers(args: str) -> list[int]:
+def _numbers(args: str, what: str = "breakpoint") -> list[int]:
     out = []
     for word in args.replace(",", " ").split():
         try:
             out.append(int(word))
         except ValueError:
-            raise DebugError(f"'{word}' is not a breakpoint number") from None
+            raise DebugError(f"'{word}' is not a {what} number") from None
     return out
 
 
@@ -57,13 +61,42 @@ def _break(d: Debugger, args: str) -> str:
     return d.add_breakpoint(spec.strip(), cond.strip() or None)
 
 
+def _watch(d: Debugger, args: str) -> str:
+    spec, _, cond = args.strip().partition(" if ")
+    if not spec.strip():
+        raise DebugError("watch: what? (watch SYMBOL[INDEX] | WORDS | nan SYMBOL | STREAM@POSITION [if COND])")
+    return d.add_watchpoint(spec.strip(), cond.strip() or None)
+
+
+def _disasm(d: Debugger, args: str) -> str:
+    words = args.split()
+    if len(words) > 2:
+        raise DebugError("disasm: at most a place and a count (disasm [ROW|@CYCLE|LABEL] [N])")
+    if len(words) == 2:
+        return d.disasm(words[0], _count(words[1], "disasm"))
+    if len(words) == 1 and re.fullmatch(r"\d+", words[0]) is None:
+        return d.disasm(words[0])
+    return d.disasm(words[0] if words else None)
+
+
+def _typed(d: Debugger, args: str) -> str:
+    from .typed import run_typed
+
+    if not args.strip():
+        raise DebugError("asm: which instruction? (e.g. vadd.i8 s0e, 1, s2e)")
+    return run_typed(d, args)
+
+
 def _examine(d: Debugger, args: str, fmt: str | None) -> str:
     return d.examine(args, fmt)
 
 
 def _info(d: Debugger, args: str) -> str:
     what = args.strip()
-    table = {"breakpoints": d.info_breakpoints, "units": d.info_units}
+    if re.fullmatch(r"mxm\d*", what):
+        return d.info_mxm(what if what != "mxm" else "")
+    table = {"breakpoints": d.info_breakpoints, "watchpoints": d.info_watchpoints, "display": d.info_display,
+             "units": d.info_units, "vxm": d.info_vxm, "mxm": d.info_mxm}
     for name, fn in table.items():
         if what and name.startswith(what):
             return fn()
@@ -95,51 +128,104 @@ def _quit(d: Debugger, args: str) -> str:
 COMMANDS: tuple[Command, ...] = (
     Command("load", (), "load FILE", "load a .lasm source (assembled now) or a .lpu image",
             "Assemble FILE.lasm, or load FILE.lpu, and stand at cycle 0.  Breakpoints are kept and re-resolved.",
-            lambda d, a: d.load(a.strip()) if a.strip() else _raise("load: which file?"), "file"),
+            lambda d, a: d.load(a.strip()) if a.strip() else _raise("load: which file?"), "file", moves=True),
     Command("reset", (), "reset", "go back to cycle 0", "Go back to cycle 0 (breakpoints are kept).",
-            lambda d, a: d.reset()),
+            lambda d, a: d.reset(), moves=True),
     Command("step", ("s", "stepi", "si"), "step [N]", "issue the next N instructions (global issue order)",
             "Issue the next N instructions (default 1) in global issue order (by cycle, then queue) and stop "
-            "before the next one, at the cycle it issues.",
-            lambda d, a: d.step(_count(a, "step")), repeats=True),
+            "before the next one, at the cycle it issues.  Breakpoints and watchpoints do not stop it.",
+            lambda d, a: d.step(_count(a, "step")), repeats=True, moves=True),
     Command("cycle", ("tick",), "cycle [N]", "advance N cycles",
             "Advance N cycles (default 1): every instruction issued before the new cycle has issued.",
-            lambda d, a: d.tick(_count(a, "cycle")), repeats=True),
+            lambda d, a: d.tick(_count(a, "cycle")), repeats=True, moves=True),
     Command("continue", ("c", "cont", "run", "r"), "continue",
-            "run to the next breakpoint or the end",
-            "Run until an enabled breakpoint whose condition holds is about to issue, or to the end of the "
-            "program.  Ctrl-C interrupts it.",
-            lambda d, a: d.cont(), repeats=True),
+            "run to the next breakpoint, watchpoint or the end",
+            "Run until an enabled breakpoint whose condition holds is about to issue, an enabled watchpoint "
+            "triggers, or to the end of the program.  Ctrl-C interrupts it.",
+            lambda d, a: d.cont(), repeats=True, moves=True),
+    Command("until", ("u",), "until COND", "run until a condition holds",
+            "Run forward until COND (an expression as in 'break ... if', over cycle, row, queue, constants and "
+            "the data symbols) holds, and stop there.  It is evaluated only where it can change: if it names "
+            "only data symbols and constants, after each SRAM write to those symbols commits; otherwise also at "
+            "the start of every cycle in which an instruction issues.  Breakpoints do not stop it; Ctrl-C does.  "
+            "Example: until any(y[0] > 10), until cycle >= 500.",
+            lambda d, a: d.until(a), "cond", moves=True),
     Command("goto", ("g",), "goto CYCLE", "go to the start of CYCLE, forwards or backwards",
             "Stand at the start of CYCLE: every instruction issued before it has issued, none of that cycle.  "
-            "Going backwards replays from the nearest snapshot.", _goto),
+            "Going backwards replays from the nearest snapshot.", _goto, moves=True),
     Command("back", ("reverse-step", "rs"), "back [N]", "undo the last N instructions",
             "Go back N instructions (default 1) in global issue order: deterministic replay from the nearest "
             "snapshot, bit-identical to stepping there from the start.",
-            lambda d, a: d.back(_count(a, "back")), repeats=True),
+            lambda d, a: d.back(_count(a, "back")), repeats=True, moves=True),
     Command("break", ("b", "br"), "break WHERE [if COND]", "set a breakpoint",
             "Stop before an instruction issues.  WHERE is a label, FILE:LINE or LINE (of the main file), "
             "@CYCLE (the start of a cycle), a queue (w3, e0, alu0, mxm1, icu), a unit kind (mem, vxm, mxm, sxm, "
             "icu, c2c) or an opcode (vadd, write).  COND is an expression over cycle, row, queue, hits and the "
             "data symbols as numpy arrays, e.g. 'break write if y[0, 0] > 10'.", _break, "breakspec"),
-    Command("delete", ("d",), "delete [N...]", "delete breakpoints (all without N)",
-            "Delete the numbered breakpoints, or all of them.", lambda d, a: d.delete(_numbers(a))),
-    Command("disable", (), "disable [N...]", "disable breakpoints (all without N)",
-            "Disable the numbered breakpoints, or all of them.", lambda d, a: d.enable(_numbers(a), False)),
-    Command("enable", (), "enable [N...]", "enable breakpoints (all without N)",
-            "Enable the numbered breakpoints, or all of them.", lambda d, a: d.enable(_numbers(a), True)),
-    Command("info", ("i",), "info breakpoints|units", "list breakpoints, or every queue's progress",
-            "info breakpoints: number, enabled, hits, where, condition.\n"
-            "info units: each queue with instructions: unit, issued so far / total, its next instruction.",
+    Command("watch", ("wa",), "watch WHAT [if COND]", "stop when SRAM changes, NaN/Inf appears, or a value passes",
+            "Stop 'continue' where WHAT changes.  WHAT is a data symbol with an optional index (y, y[0, 0:4]) "
+            "or SRAM words (E2.b1[0:2]): stop at the start of the cycle a write that changes it commits, showing "
+            "the old and new values and the writing instruction; 'nan SYMBOL' (a float symbol): stop when a "
+            "write makes a new NaN or Inf appear in it; a stream at a position (s3e@e2): stop at each cycle a "
+            "value passes there, showing it.  COND (as in 'break ... if') filters, and may also use 'value' "
+            "(the new value of WHAT) and 'old'.  Only the writes the schedule sends to the watched words are "
+            "checked (known from the instructions' addresses; a scatter counts if its reach overlaps), so a "
+            "watchpoint costs nothing between them.  Watchpoints share numbers with breakpoints (delete, "
+            "disable, enable, info breakpoints); instructions typed at the prompt do not trigger them.  "
+            "Example: watch y[0, 0:4] if any(y[0, 0:4] > 100).", _watch, "expr"),
+    Command("delete", ("d",), "delete [N...]", "delete breakpoints and watchpoints (all without N)",
+            "Delete the numbered breakpoints or watchpoints, or all of them.", lambda d, a: d.delete(_numbers(a))),
+    Command("disable", (), "disable [N...]", "disable breakpoints and watchpoints (all without N)",
+            "Disable the numbered breakpoints or watchpoints, or all of them.",
+            lambda d, a: d.enable(_numbers(a), False)),
+    Command("enable", (), "enable [N...]", "enable breakpoints and watchpoints (all without N)",
+            "Enable the numbered breakpoints or watchpoints, or all of them.",
+            lambda d, a: d.enable(_numbers(a), True)),
+    Command("info", ("i",), "info WHAT", "breakpoints, watchpoints, display, units, vxm, mxm[N]",
+            "info breakpoints: breakpoints and watchpoints: number, enabled, hits, where, condition.\n"
+            "info watchpoints: the watchpoints only.\n"
+            "info display: the expressions shown after each stop.\n"
+            "info units: each queue with instructions: unit, issued so far / total, its next instruction.\n"
+            "info vxm: each VXM ALU's last instruction (and when its result is on its stream) and next one.\n"
+            "info mxm, info mxm0: each (or one) MXM plane: installed weights (dtype, shape), weight-buffer "
+            "rows, pending products (with the cycles they are ready) and the accumulator rows in use.",
             _info, "info"),
-    Command("print", ("p",), "print[/FMT] WHAT", "show a symbol, SRAM words or a stream value",
+    Command("print", ("p",), "print[/FMT] WHAT", "show a symbol, SRAM words, a stream value or MXM state",
             "WHAT is a data symbol with an optional numpy-style index (y, y[0:2, 0:8]), SRAM words "
-            "(W3.b0[0:4]), or a stream at a position (s3e@w2: the value passing there now; s3e@w2:15: at an "
-            "earlier cycle 15).  FMT is a dtype (i8 i16 i32 f16 f32: reinterpret the same SRAM), u8, or x (hex).",
-            lambda d, a: _examine(d, a, None), "expr"),
+            "(W3.b0[0:4]), a stream at a position (s3e@w2: the value passing there now; s3e@w2:15: at an "
+            "earlier cycle 15), a stream without a position (s2e: a typed instruction's result), or MXM plane "
+            "state: mxm0 (as info mxm0), mxm0.weights[0:2, 0:8], mxm0.buffer, mxm0.acc[ROW] (one accumulator "
+            "row), mxm0.acc (the rows in use).  FMT is a dtype (i8 i16 i32 f16 f32: reinterpret the same "
+            "bytes), u8, or x (hex).",
+            lambda d, a: _examine(d, a, None), "expr", formats=True),
     Command("x", (), "x/FMT WHAT", "examine: print with a format",
-            "The same as print/FMT: x/f32 y[0:2, 0:8], x/x W3.b0[0:2], x/f32 s4e@vxm.",
-            lambda d, a: _examine(d, a, None), "expr"),
+            "The same as print/FMT: x/f32 y[0:2, 0:8], x/x W3.b0[0:2], x/f32 s4e@vxm, x/f16 mxm0.weights[0:2, 0:8].",
+            lambda d, a: _examine(d, a, None), "expr", formats=True),
+    Command("display", ("disp",), "display[/FMT] [WHAT]", "print WHAT now and after every stop",
+            "Print WHAT (anything print takes) now and again after every command that moves (step, cycle, "
+            "continue, until, goto, back, reset, load), numbered.  Without WHAT: show every display now.",
+            lambda d, a: d.add_display(a), "expr", formats=True),
+    Command("undisplay", (), "undisplay [N...]", "stop displaying (all without N)",
+            "Delete the numbered displays, or all of them.", lambda d, a: d.undisplay(_numbers(a, "display"))),
+    Command("asm", (), "[asm] INSTRUCTION | .equ NAME, VALUE", "run a typed instruction now; define a constant",
+            "A line whose first word is a mnemonic (vadd.i8 s0e, 1, s2e) is assembled with the image's data "
+            "symbols and constants and the chip config (errors in the assembler's words; the state stays "
+            "intact), then run at once at the current cycle, at its unit's position.  Stream operands are the "
+            "result of an earlier typed instruction on that stream (since the debugger last moved), else the "
+            "value the program has passing that position now.  Limits: only MEM (read, write, gather, scatter), "
+            "VXM and SXM instructions run; results go to a scratch copy of their streams (print s2e) that later "
+            "typed instructions read and the next move clears, never to the program's instructions; an SRAM "
+            "write lands at once and stays while you go forward (going back to before it, or replaying over "
+            "it, drops it); watchpoints do not see typed writes; a pin (@...) is ignored.  '.equ NAME, VALUE' "
+            "(or .set) defines a constant for later typed instructions and conditions.",
+            _typed, "asm"),
+    Command("disasm", ("dis",), "disasm [ROW|@CYCLE|LABEL] [N]", "instructions around a row, in issue order",
+            "N rows (default 10) of the issue order around a program row, the first row of a cycle or a label "
+            "(default: the next instruction), each with its cycle, queue and source; '=>' marks the next "
+            "instruction, 'b' a breakpoint.", _disasm, "breakspec"),
+    Command("trace", (), "trace FILE", "write a Perfetto trace of what ran so far",
+            "Write a Chrome Trace Event JSON file (open it in ui.perfetto.dev) with one track per queue and one "
+            "event per instruction issued so far.", lambda d, a: d.trace(a), "file"),
     Command("list", ("l",), "list [N]", "source around the next instruction",
             "Show N lines (default 5) of source on each side of the next instruction, and its macro expansion "
             "chain.", _list),
@@ -189,19 +275,29 @@ _LINE = re.compile(r"^\s*([A-Za-z?][\w-]*)(?:/(\w+))?\s*(.*)$", re.S)
 
 
 def execute(d: Debugger, line: str) -> str:
-    """Run one command line; raises DebugError (one line) on failure."""
+    """Run one command line; raises DebugError (one line) on failure.  A line
+    whose first word is a mnemonic or a directive is a typed instruction."""
+    from .typed import is_typed, run_typed
+
+    if is_typed(line) and line.split()[0] not in BY_NAME:
+        return run_typed(d, line)
     m = _LINE.match(line)
     if not m:
         raise DebugError(f"cannot parse '{line.strip()}' (help lists the commands)")
     word, fmt, args = m.group(1), m.group(2), m.group(3)
     cmd = lookup(word)
-    if fmt is not None:
-        if cmd.name not in ("print", "x"):
-            raise DebugError(f"{cmd.name} takes no /FORMAT")
-        return d.examine(args, fmt)
-    if cmd.name == "x":
-        return d.examine(args, None)
-    return cmd.handler(d, args)
+    if fmt is not None and not cmd.formats:
+        raise DebugError(f"{cmd.name} takes no /FORMAT")
+    if cmd.name in ("print", "x"):
+        out = d.examine(args, fmt)
+    elif cmd.name == "display":
+        out = d.add_display(args, fmt)
+    else:
+        out = cmd.handler(d, args)
+    if cmd.moves and d.displays:
+        shown = d.show_displays()
+        out = f"{out}\n{shown}" if out else shown
+    return out
 
 
 def complete(d: Debugger | None, text: str) -> list[tuple[str, int]]:
@@ -212,17 +308,25 @@ def complete(d: Debugger | None, text: str) -> list[tuple[str, int]]:
         return [(f, -len(m.group(2))) for f in (*DTYPE_BYTES, "u8", "x") if f.startswith(m.group(2))]
     m = re.match(r"^\s*(\S*)$", text)
     if m:  # the command word
-        word = m.group(1)
-        return [(n, -len(word)) for n in NAMES if n.startswith(word)]
+        word = m.group(1)  # a command, else a mnemonic (a typed instruction)
+        return [(n, -len(word)) for n in dict.fromkeys((*NAMES, *MNEMONICS)) if n.startswith(word)]
     head = text.split()[0].split("/")[0]
     cmd = BY_NAME.get(head)
     if cmd is None:
+        if head.split(".")[0].lower() in MNEMONICS:  # a typed instruction's operands: symbols
+            word = re.split(r"[\s,\[]", text)[-1]
+            return [(c, -len(word)) for c in (d.symbol_names() if d else ()) if c.startswith(word)]
         return []
     word = re.split(r"[\s,\[]", text)[-1]
     if cmd.completes == "command":
         cands = NAMES
     elif cmd.completes == "info":
-        cands = ("breakpoints", "units")
+        cands = ("breakpoints", "watchpoints", "display", "units", "vxm", "mxm",
+                 *(f"mxm{i}" for i in range(d.program.config.mxm_planes if d and d.program else 0)))
+    elif cmd.completes == "cond":
+        cands = ("cycle", "row", "queue", *_COND_NAMES, *(d.symbol_names() if d else ()))
+    elif cmd.completes == "asm":
+        cands = (*MNEMONICS, *(d.symbol_names() if d else ()))
     elif cmd.completes == "breakspec":
         if " if " in text:
             cands = ("cycle", "row", "queue", "hits", *(d.symbol_names() if d else ()))
@@ -233,7 +337,8 @@ def complete(d: Debugger | None, text: str) -> list[tuple[str, int]]:
             pre, _, pos = word.rpartition("@")
             places = ("vxm", "sxmw", "sxme", "mxmw", "mxme", *(d.queue_names() if d else ()))
             return [(p, -len(pos)) for p in dict.fromkeys(places) if p.startswith(pos)]
-        cands = d.symbol_names() if d else ()
+        cands = (*(d.symbol_names() if d else ()), *(("nan",) if cmd.name == "watch" else ()),
+                 *(f"mxm{i}" for i in range(d.program.config.mxm_planes if d and d.program else 0)))
     elif cmd.completes == "file":
         return _complete_file(word)
     else:

@@ -69,6 +69,29 @@ class Breakpoint:
 
 
 @dataclass
+class Watchpoint:
+    """A watchpoint: ``kind`` "change" (an SRAM region or symbol slice changed),
+    "nan" (NaN/Inf appeared in a float symbol) or "stream" (a value passes a
+    stream at a position).  ``events`` are the only cycles it can trigger at,
+    known from the schedule: when a write to its words commits (``writers``:
+    the writing row of each, parallel to ``events`` before np.unique), or when a
+    value passes its stream position."""
+
+    number: int
+    spec: str
+    what: str
+    kind: str
+    condition: str | None = None
+    enabled: bool = True
+    hits: int = 0
+    events: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # sorted unique cycles
+    writers: tuple = (np.zeros(0, np.int64), np.zeros(0, np.int64))  # (commit cycle, row), sorted by cycle
+    region: tuple | None = None      # (DataSymbol, numpy index or None) for SRAM kinds
+    stream: tuple | None = None      # (direction, index, position) for a stream watch
+    last: np.ndarray | None = None   # the value last seen (SRAM kinds)
+
+
+@dataclass
 class _Snapshot:
     state: dict
     undo: list = field(default_factory=list)  # SRAM writes since this snapshot: (where, old, vwhere, oldvalid)
@@ -101,6 +124,12 @@ class Debugger:
         self.path: str | None = None
         self.sources = SourceCache()
         self.breakpoints: list[Breakpoint] = []
+        self.watchpoints: list[Watchpoint] = []
+        self.displays: list[tuple[int, str, str | None]] = []  # (number, expression, format)
+        self._next_display = 1
+        self.equs: dict[str, int | float] = {}  # .equ typed at the prompt
+        self.typed_streams: dict = {}  # (direction, index) -> byte plane: results of typed instructions
+        self._watch_stop = False
         self._next_bp = 1
         self._interrupt = False
         self.row = 0
@@ -148,6 +177,7 @@ class Debugger:
         self.snapshot_every = self.snapshot_every_wanted or int(min(4096, max(256, n // 256)))
         self._queue_rows = [np.nonzero(program.queue == q)[0] for q in range(len(config.queues))]
         self.breakpoints = [self._rebind(b) for b in self.breakpoints]
+        self.watchpoints = [self._rebind_watch(w) for w in self.watchpoints]
         self._fresh()
         msg = (f"{name}: {n} instructions on {len(image.text)} queues, {analysis.end} cycles, chip {config.name}")
         if self.violation:
@@ -167,6 +197,8 @@ class Debugger:
         self.row, self.cycle = 0, self._cycle_at(0)
         self._take_snapshot()
         self.stop_reason = "start of program"
+        self._watch_stop = False
+        self.typed_streams = {}
 
     def reset(self) -> str:
         """Back to cycle 0."""
@@ -174,6 +206,8 @@ class Debugger:
         self._rewind(0)
         self.cycle = self._cycle_at(0)
         self.stop_reason = "start of program"
+        self._watch_stop = False
+        self.typed_streams = {}
         return self.where()
 
     # ---- snapshots and the undo log ----------------------------------------------------------
@@ -276,6 +310,8 @@ class Debugger:
 
     def _moved(self, reason: str) -> str:
         self.stop_reason = reason
+        self._watch_stop = False
+        self.typed_streams = {}
         return self.where()
 
     def step(self, n: int = 1) -> str:
@@ -339,48 +375,214 @@ class Debugger:
             raise
 
     def cont(self) -> str:
-        """Run to the next breakpoint whose condition holds, or to the end."""
+        """Run to the next breakpoint or watchpoint whose condition holds, or to the end.
+
+        Stops are ordered by position key (cycle, phase, row): phase 0 is the
+        start of a cycle (cycle breakpoints; watchpoints, once the SRAM writes
+        due then have committed or a value passes), phase 1 is just before a
+        row issues (row breakpoints)."""
         self._need()
         n = len(self.program)
         if self.row >= n and self.cycle >= self.analysis.end:
             raise DebugError("the program has finished (use: reset, back, goto)")
-        # as gdb, resuming never stops before the instruction it resumes at (but a fresh start may)
+        # as gdb, resuming never stops before the instruction it resumes at (but a fresh start, or a
+        # stop at a watchpoint, which happens before the rows of its cycle, may)
         at_row = self.row < n and self._cycle_at(self.row) == self.cycle
-        start = self.row + (1 if at_row and self.stop_reason != "start of program" else 0)
-        after_cycle = self.cycle
+        resumed = at_row and self.stop_reason != "start of program" and not self._watch_stop
+        key = (self.cycle, 1 if resumed else 0, self.row)
+        for w in self.watchpoints:
+            if w.enabled and w.region is not None:
+                w.last = self._region_value(w)
+        self.typed_streams = {}
         while True:
-            hit = self._next_hit(start, after_cycle)
+            hit = self._next_event(key)
             if hit is None:
                 self._guarded(lambda: self._forward(n))
                 self.cycle = self.analysis.end
                 return self._moved("end of program")
-            row, cyc, bp = hit
+            key, items = hit
+            cyc, _, row = key
             self._guarded(lambda: self._forward(row))
             self.cycle = cyc
-            if bp.condition is None or self._condition(bp):
-                bp.hits += 1
-                self.stop_reason = f"breakpoint {bp.number} ({bp.spec})"
-                return f"breakpoint {bp.number}: {bp.spec}\n{self.where()}"
-            start, after_cycle = row + (0 if bp.rows is None else 1), cyc
+            out, first = [], None
+            for item in sorted(items, key=lambda b: b.number):
+                if isinstance(item, Watchpoint):
+                    text = self._check_watch(item)
+                    if text is None:
+                        continue
+                    out.append(text)
+                elif item.condition is None or self._condition(item):
+                    item.hits += 1
+                    out.append(f"breakpoint {item.number}: {item.spec}")
+                else:
+                    continue
+                first = first or item
+            if out:
+                kind = "watchpoint" if isinstance(first, Watchpoint) else "breakpoint"
+                self.stop_reason = f"{kind} {first.number} ({first.spec})"
+                self._watch_stop = key[1] == 0
+                return "\n".join(out) + "\n" + self.where()
 
-    def _next_hit(self, start: int, after_cycle: int):
-        best = None
+    def _next_event(self, key):
+        """The next position after *key* where a breakpoint or watchpoint may
+        stop, with every one that may stop there: ((cycle, phase, row), items)."""
+        kc, kphase, krow = key
+        best, items = None, []
         for bp in self.breakpoints:
             if not bp.enabled:
                 continue
             if bp.rows is None:
-                if bp.cycle <= after_cycle or bp.cycle > self.analysis.end:
+                if bp.cycle <= kc or bp.cycle > self.analysis.end:
                     continue
-                row, cyc = int(np.searchsorted(self.program.cycle, bp.cycle, "left")), bp.cycle
+                k = (bp.cycle, 0, int(np.searchsorted(self.program.cycle, bp.cycle, "left")))
             else:
-                i = int(np.searchsorted(bp.rows, start, "left"))
+                i = int(np.searchsorted(bp.rows, krow + kphase, "left"))
                 if i >= len(bp.rows):
                     continue
                 row = int(bp.rows[i])
-                cyc = self._cycle_at(row)
-            if best is None or (cyc, row) < (best[1], best[0]):
-                best = (row, cyc, bp)
-        return best
+                k = (self._cycle_at(row), 1, row)
+            if best is None or k < best:
+                best, items = k, [bp]
+            elif k == best:
+                items.append(bp)
+        for w in self.watchpoints:
+            if not w.enabled:
+                continue
+            i = int(np.searchsorted(w.events, kc, "right"))
+            if i >= len(w.events):
+                continue
+            c = int(w.events[i])
+            k = (c, 0, int(np.searchsorted(self.program.cycle, c, "left")))
+            if best is None or k < best:
+                best, items = k, [w]
+            elif k == best:
+                items.append(w)
+        return None if best is None else (best, items)
+
+    # ---- watchpoints ---------------------------------------------------------------------------
+    def add_watchpoint(self, spec: str, condition: str | None = None) -> str:
+        """``watch WHAT [if COND]``: WHAT is a symbol slice (``y[0, 0:4]``), SRAM
+        words (``E2.b1[0:2]``), ``nan SYMBOL`` or a stream at a position (``s3e@e2``)."""
+        self._need()
+        if condition is not None:
+            _check_expr(condition)
+        w = self._resolve_watch(Watchpoint(self._next_bp, spec.strip(), "", "change", condition))
+        self._next_bp += 1
+        self.watchpoints.append(w)
+        return f"watchpoint {w.number}: {w.what}" + (f" if {condition}" if condition else "")
+
+    def _rebind_watch(self, w: Watchpoint) -> Watchpoint:
+        try:
+            return self._resolve_watch(w)
+        except DebugError:
+            return dataclasses.replace(w, events=np.zeros(0, np.int64), region=None, stream=None,
+                                       what=w.spec + " (not in this program)")
+
+    def _resolve_watch(self, w: Watchpoint) -> Watchpoint:
+        spec = w.spec
+        m = _STREAM_RE.match(spec)
+        if m:
+            if m.group(4) is not None:
+                raise DebugError("watch: a stream watchpoint takes no :CYCLE")
+            direction, idx, pos = self._stream_place(m)
+            wt = self.analysis.writes
+            up = (wt.direction == direction) & (wt.index == idx) & (
+                (wt.position <= pos) if direction == 0 else (wt.position >= pos))
+            passes = wt.cycle[up] + np.abs(pos - wt.position[up])
+            events = np.unique(passes[passes <= self.analysis.end])
+            return dataclasses.replace(w, kind="stream", events=events, stream=(direction, idx, pos), region=None,
+                                       what=f"stream {spec} ({len(events)} value{'s' * (len(events) != 1)} pass)")
+        kind = "change"
+        if spec.split()[0].lower() == "nan" and len(spec.split()) > 1:
+            kind, spec = "nan", spec.split(None, 1)[1].strip()
+        sym, index, label = self._region(spec, None, "watch")
+        if kind == "nan" and sym.dtype not in ("f16", "f32"):
+            raise DebugError(f"watch nan: {label} is {sym.dtype}, which cannot hold NaN/Inf")
+        cycles, rows = self._writers(sym)
+        what = f"{'NaN/Inf in ' if kind == 'nan' else ''}{label} ({len(rows)} writing " \
+               f"instruction{'s' * (len(rows) != 1)})"
+        return dataclasses.replace(w, kind=kind, events=np.unique(cycles), writers=(cycles, rows),
+                                   region=(sym, index), stream=None, what=what)
+
+    def _writers(self, sym: DataSymbol) -> tuple[np.ndarray, np.ndarray]:
+        """(commit cycle, row) of every write that may change a word of *sym*,
+        sorted by cycle: from the schedule's address fields (a scatter counts
+        if its 256-word reach overlaps), no simulation."""
+        a, p = self.analysis, self.program
+        n = sym.words_per_plane(p.config.lanes)
+        rows_out = []
+        for mn in ("write", "scatter"):
+            op = isa.TABLE[mn].opcode
+            if op not in a.fields:
+                continue
+            rows, f = a.fields[op]
+            code = f["a"]
+            h, sl, b, off = (code >> 19) & 1, (code >> 13) & 63, (code >> 12) & 1, code & 0xFFF
+            reach = 1 if mn == "write" else 256
+            hit = np.zeros(len(rows), bool)
+            for plane in range(sym.planes):
+                east, slice_, bank, lo = isa.addr_parts(sym.plane_addr(plane))
+                hit |= (h == int(east)) & (sl == slice_) & (b == bank) & (off < lo + n) & (off + reach > lo)
+            rows_out.append(rows[hit])
+        rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)
+        cycles = p.cycle[rows] + a.delay[rows]
+        order = np.argsort(cycles, kind="stable")
+        return cycles[order].astype(np.int64), rows[order].astype(np.int64)
+
+    def _region_value(self, w: Watchpoint) -> np.ndarray:
+        sym, index = w.region
+        self._settle()
+        t = read_symbol(self.engine.sram, sym, self.program.config)
+        return np.array(t[index] if index is not None else t)
+
+    def _check_watch(self, w: Watchpoint) -> str | None:
+        """At one of *w*'s event cycles: the report if it triggers, else None."""
+        extra = {}
+        if w.kind == "stream":
+            direction, idx, pos = w.stream
+            try:
+                value, producer = self._stream_byte(direction, idx, pos, self.cycle)
+            except DebugError as e:
+                value, producer, note = None, None, str(e)
+            extra["value"] = value if value is not None else np.zeros(0, np.int8)
+            if w.condition is not None and (value is None or not self._eval(w.condition, extra, f"watchpoint "
+                                                                                              f"{w.number}")):
+                return None
+            w.hits += 1
+            if value is None:
+                return f"watchpoint {w.number}: {w.spec} at cycle {self.cycle}: {note}"
+            return (f"watchpoint {w.number}: {w.spec} at cycle {self.cycle} (i8, from row {producer}: "
+                    f"{self.program.text(producer)}):\n{_format(value)}")
+        new, old = self._region_value(w), w.last
+        if old is not None and new.tobytes() == old.tobytes():
+            return None
+        w.last = new
+        if w.kind == "nan":
+            bad_new = ~np.isfinite(new)
+            if not (bad_new & (np.isfinite(old) if old is not None else True)).any():
+                return None
+        extra.update(value=new, old=old)
+        if w.condition is not None and not self._eval(w.condition, extra, f"watchpoint {w.number}"):
+            return None
+        w.hits += 1
+        cycles, rows = w.writers
+        lo, hi = np.searchsorted(cycles, self.cycle, "left"), np.searchsorted(cycles, self.cycle, "right")
+        by = ", ".join(f"row {int(r)} (cycle {int(self.program.cycle[r])}): {self.program.text(int(r))}"
+                       for r in rows[lo:hi][:3])
+        sym = w.region[0]
+        shape = "x".join(map(str, new.shape)) or "scalar"
+        head = f"watchpoint {w.number}: {'NaN/Inf in ' if w.kind == 'nan' else ''}{w.spec.split()[-1] if w.kind == 'nan' else w.spec} " \
+               f"({sym.dtype}, {shape}) changed at cycle {self.cycle}, written by {by}"
+        return f"{head}\nold:{_inline(old)}\nnew:{_inline(new)}"
+
+    def info_watchpoints(self) -> str:
+        if not self.watchpoints:
+            return "no watchpoints"
+        lines = ["Num  Enb  Hits  What"]
+        for w in self.watchpoints:
+            lines.append(f"{w.number:<4} {'y' if w.enabled else 'n':<4} {w.hits:<5} {w.what}"
+                         + (f" if {w.condition}" if w.condition else ""))
+        return "\n".join(lines)
 
     # ---- breakpoints ---------------------------------------------------------------------------
     def add_breakpoint(self, spec: str, condition: str | None = None) -> str:
@@ -444,52 +646,67 @@ class Debugger:
         return dataclasses.replace(bp, rows=np.asarray(rows, np.int64), cycle=None,
                                    what=f"{what} ({len(rows)} instruction{'s' * (len(rows) != 1)})")
 
-    def _find_bps(self, numbers: list[int]) -> list[Breakpoint]:
+    def _find_bps(self, numbers: list[int]) -> list:
+        """Breakpoints and watchpoints (one numbering) by number, or all."""
+        every = sorted(self.breakpoints + self.watchpoints, key=lambda b: b.number)
         if not numbers:
-            return list(self.breakpoints)
+            return every
         out = []
         for n in numbers:
-            bp = next((b for b in self.breakpoints if b.number == n), None)
+            bp = next((b for b in every if b.number == n), None)
             if bp is None:
-                raise DebugError(f"no breakpoint number {n}")
+                raise DebugError(f"no breakpoint or watchpoint number {n}")
             out.append(bp)
         return out
 
     def delete(self, numbers: list[int]) -> str:
         gone = self._find_bps(numbers)
-        self.breakpoints = [b for b in self.breakpoints if b not in gone]
-        return f"deleted {len(gone)} breakpoint{'s' * (len(gone) != 1)}"
+        self.breakpoints = [b for b in self.breakpoints if all(b is not g for g in gone)]
+        self.watchpoints = [w for w in self.watchpoints if all(w is not g for g in gone)]
+        return f"deleted {_counted(gone)}"
 
     def enable(self, numbers: list[int], on: bool) -> str:
         bps = self._find_bps(numbers)
         for b in bps:
             b.enabled = on
-        return f"{'enabled' if on else 'disabled'} {len(bps)} breakpoint{'s' * (len(bps) != 1)}"
+        return f"{'enabled' if on else 'disabled'} {_counted(bps)}"
 
     def info_breakpoints(self) -> str:
-        if not self.breakpoints:
+        """Breakpoints and watchpoints, by number."""
+        every = sorted(self.breakpoints + self.watchpoints, key=lambda b: b.number)
+        if not every:
             return "no breakpoints"
         lines = ["Num  Enb  Hits  What"]
-        for b in self.breakpoints:
-            lines.append(f"{b.number:<4} {'y' if b.enabled else 'n':<4} {b.hits:<5} {b.what}"
+        for b in every:
+            what = ("watch " if isinstance(b, Watchpoint) else "") + b.what
+            lines.append(f"{b.number:<4} {'y' if b.enabled else 'n':<4} {b.hits:<5} {what}"
                          + (f" if {b.condition}" if b.condition else ""))
         return "\n".join(lines)
 
     def _condition(self, bp: Breakpoint) -> bool:
+        return self._eval(bp.condition, {"hits": bp.hits}, f"breakpoint {bp.number}")
+
+    def _eval(self, text: str, extra: dict | None = None, who: str = "condition") -> bool:
+        """Evaluate a restricted condition now: numpy functions, cycle, row,
+        queue, constants (.equ) and the data symbols it names (only those are read)."""
+        tree = _check_expr(text)
+        used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
         names = dict(_COND_FUNCS)
-        names.update(cycle=self.cycle, row=self.row, hits=bp.hits)
+        names.update({c.name: c.value for c in self.program.image.consts})
+        names.update(self.equs)
+        names.update(cycle=self.cycle, row=self.row)
         if self.row < len(self.program):
             names["queue"] = self.program.config.queues[int(self.program.queue[self.row])]
-        self._settle()
-        for d in self.program.image.data:
+        names.update(extra or {})
+        syms = [d for d in self.program.image.data if d.name in used and d.name not in (extra or {})]
+        if syms:
+            self._settle()
+        for d in syms:
             names[d.name] = read_symbol(self.engine.sram, d, self.program.config)
         try:
-            tree = _check_expr(bp.condition)
             return bool(np.all(eval(compile(tree, "<condition>", "eval"), {"__builtins__": {}}, names)))
-        except DebugError:
-            raise
         except Exception as e:  # a condition is user code: any failure is one line
-            raise DebugError(f"breakpoint {bp.number}: condition '{bp.condition}' failed: {e}") from None
+            raise DebugError(f"{who}: condition '{text}' failed: {e}") from None
 
     # ---- state ------------------------------------------------------------------------------------
     def _settle(self) -> None:
@@ -516,6 +733,30 @@ class Debugger:
         m = _STREAM_RE.match(expr)
         if m:
             return self._examine_stream(m, fmt)
+        m = re.fullmatch(r"s(\d+)([ew])", expr, re.IGNORECASE)
+        if m:
+            return self._examine_typed(int(m.group(1)), 0 if m.group(2).lower() == "e" else 1, fmt)
+        if re.match(r"mxm\d+\b", expr, re.IGNORECASE) and expr.split("[")[0] not in self.symbol_names():
+            return self._examine_mxm(expr, fmt)
+        cfg = self.program.config
+        sym, index, _ = self._region(expr, fmt, "print")
+        shown = fmt if fmt in isa.DTYPE_BYTES else sym.dtype
+        if shown != sym.dtype:
+            sym = dataclasses.replace(sym, dtype=shown)
+        self._settle()
+        tensor = read_symbol(self.engine.sram, sym, cfg)
+        if fmt in ("x", "u8"):
+            tensor = tensor.view(np.dtype(f"u{tensor.dtype.itemsize}"))
+        if index is not None:
+            try:
+                tensor = tensor[index]
+            except IndexError as e:
+                raise DebugError(f"{expr}: {e}") from None
+        return f"{expr} ({sym.dtype}, {'x'.join(map(str, np.shape(tensor))) or 'scalar'}) at cycle " \
+               f"{self.cycle}:\n{_format(tensor, fmt == 'x')}"
+
+    def _region(self, expr: str, fmt: str | None, who: str):
+        """A data symbol or SRAM words: (DataSymbol, numpy index or None, label)."""
         name, index = _split_subscript(expr)
         sym = next((d for d in self.program.image.data if d.name == name), None)
         cfg = self.program.config
@@ -533,58 +774,182 @@ class Debugger:
             index = None
             if sym.rows == 0:
                 raise DebugError(f"{name}: the word range is empty")
-        shown = fmt if fmt in isa.DTYPE_BYTES else sym.dtype
-        if shown != sym.dtype:
-            sym = dataclasses.replace(sym, dtype=shown)
-        self._settle()
-        tensor = read_symbol(self.engine.sram, sym, cfg)
-        if fmt in ("x", "u8"):
-            tensor = tensor.view(np.dtype(f"u{tensor.dtype.itemsize}"))
-        if index is not None:
-            try:
-                tensor = tensor[index]
-            except IndexError as e:
-                raise DebugError(f"{expr}: {e}") from None
-        return f"{expr} ({sym.dtype}, {'x'.join(map(str, np.shape(tensor))) or 'scalar'}) at cycle " \
-               f"{self.cycle}:\n{_format(tensor, fmt == 'x')}"
+        return sym, index, expr
 
-    def _examine_stream(self, m: re.Match, fmt: str | None) -> str:
-        p, a, cfg = self.program, self.analysis, self.program.config
-        geo = chip.Geometry(cfg)
-        idx, direction, where = int(m.group(1)), 0 if m.group(2).lower() == "e" else 1, m.group(3).lower()
-        at = self.cycle if m.group(4) is None else int(m.group(4))
-        if at > self.cycle:
-            raise DebugError(f"cycle {at} is in the future (now {self.cycle}); step there first")
+    def _stream_place(self, m: re.Match) -> tuple[int, int, int]:
+        """(direction, index, position) of a ``s3e@w2`` match."""
+        geo = chip.Geometry(self.program.config)
+        where = m.group(3).lower()
         pos = _position(geo, where)
         if pos is None:
             raise DebugError(f"no position '{where}' (a queue like w3, e0, alu0, or vxm, sxmw, sxme, mxmw, mxme)")
+        idx = int(m.group(1))
+        if idx >= self.program.config.streams_per_direction:
+            raise DebugError(f"no stream s{idx}: chip {self.program.config.name} has "
+                             f"{self.program.config.streams_per_direction} per direction")
+        return (0 if m.group(2).lower() == "e" else 1), idx, pos
+
+    def _stream_byte(self, direction: int, idx: int, pos: int, at: int) -> tuple[np.ndarray, int]:
+        """The byte plane passing *pos* on stream (direction, idx) at cycle *at*, and its producer row."""
+        geo = chip.Geometry(self.program.config)
+        w = self.analysis.writes
+        same = (w.direction == direction) & (w.index == idx) & (
+            (w.position <= pos) if direction == 0 else (w.position >= pos))
+        same &= (w.cycle + np.abs(pos - w.position)) == at
+        cand = np.nonzero(same)[0]
+        name = f"s{idx}{'ew'[direction]}"
+        if not len(cand):
+            raise DebugError(f"no value passes {geo.position_name(pos)} on stream {name} at cycle {at}")
+        j = int(cand[np.argmin(np.abs(pos - w.position[cand]))])  # the nearest upstream write wins
+        value = self.engine.stream_value(j)
+        if value is None:
+            raise DebugError(f"the value on {name} at {geo.position_name(pos)}, cycle {at}, is no longer kept "
+                             f"(no instruction reads it after cycle {at})")
+        return value.view(np.int8), int(w.row[j])
+
+    def _examine_stream(self, m: re.Match, fmt: str | None) -> str:
+        p, cfg = self.program, self.program.config
+        geo = chip.Geometry(cfg)
+        direction, idx, pos = self._stream_place(m)
+        at = self.cycle if m.group(4) is None else int(m.group(4))
+        if at > self.cycle:
+            raise DebugError(f"cycle {at} is in the future (now {self.cycle}); step there first")
         dtype = fmt if fmt in isa.DTYPE_BYTES else "i8"
         b = isa.DTYPE_BYTES[dtype]
         if idx % b or idx + b > cfg.streams_per_direction:
             raise DebugError(f"a {dtype} stream group starts at a multiple of {b} below {cfg.streams_per_direction}")
-        w = a.writes
         planes, producers = [], []
         for k in range(b):
-            same = (w.direction == direction) & (w.index == idx + k) & (
-                (w.position <= pos) if direction == 0 else (w.position >= pos))
-            same &= (w.cycle + np.abs(pos - w.position)) == at
-            cand = np.nonzero(same)[0]
-            name = f"s{idx + k}{'ew'[direction]}"
-            if not len(cand):
-                raise DebugError(f"no value passes {geo.position_name(pos)} on stream {name} at cycle {at}")
-            j = int(cand[np.argmin(np.abs(pos - w.position[cand]))])  # the nearest upstream write wins
-            value = self.engine.stream_value(j)
-            if value is None:
-                raise DebugError(f"the value on {name} at {geo.position_name(pos)}, cycle {at}, is no longer kept "
-                                 f"(no instruction reads it after cycle {at})")
-            planes.append(value)
-            producers.append(int(w.row[j]))
+            value, row = self._stream_byte(direction, idx + k, pos, at)
+            planes.append(value.view(np.uint8))
+            producers.append(row)
         values = sem.from_planes(np.stack(planes)[None], dtype)[0]
         if fmt == "x":
             values = values.view(np.dtype(f"u{values.dtype.itemsize}"))
         src = p.text(producers[0])
         return (f"s{idx}{'ew'[direction]}@{geo.position_name(pos)} at cycle {at} ({dtype}, from row {producers[0]}: "
                 f"{src}):\n{_format(values, fmt == 'x')}")
+
+    def _examine_typed(self, idx: int, direction: int, fmt: str | None) -> str:
+        """``print s2e``: the result of a typed instruction on that stream."""
+        dtype = fmt if fmt in isa.DTYPE_BYTES else "i8"
+        b = isa.DTYPE_BYTES[dtype]
+        name = f"s{idx}{'ew'[direction]}"
+        planes = [self.typed_streams.get((direction, idx + k)) for k in range(b)]
+        if any(pl is None for pl in planes):
+            raise DebugError(f"no typed instruction has written {name} here (a stream in the program needs a "
+                             f"position: {name}@vxm)")
+        values = sem.from_planes(np.stack(planes)[None], dtype)[0]
+        if fmt == "x":
+            values = values.view(np.dtype(f"u{values.dtype.itemsize}"))
+        return f"{name} ({dtype}, typed) at cycle {self.cycle}:\n{_format(values, fmt == 'x')}"
+
+    # ---- MXM planes and VXM ALUs ------------------------------------------------------------------
+    def _plane(self, text: str):
+        m = re.fullmatch(r"mxm(\d+)", text, re.IGNORECASE)
+        n = self.program.config.mxm_planes
+        if m is None or int(m.group(1)) >= n:
+            raise DebugError(f"no MXM plane '{text}' (mxm0..mxm{n - 1})")
+        self._settle()
+        try:
+            self.engine._apply_events(self.cycle)
+        except SimError as e:
+            raise DebugError(_one_line(e)) from None
+        return int(m.group(1)), self.engine.planes[int(m.group(1))]
+
+    def info_mxm(self, which: str = "") -> str:
+        """``info mxm`` / ``info mxm0``: each plane's weights, buffer, products, accumulators."""
+        self._need()
+        cfg = self.program.config
+        names = [which] if which else [f"mxm{i}" for i in range(cfg.mxm_planes)]
+        out = []
+        for name in names:
+            p, st = self._plane(name)
+            if st.installed and st.weights is not None:
+                w = f"{st.dtype} {st.weights.shape[0]}x{st.weights.shape[1]} (install {st.version})"
+            else:
+                w = "zeros of any dtype (empty install)" if st.installed else "none installed"
+            buf = (f"{len(st.buffer)} {st.buffer_dtype} row{'s' * (len(st.buffer) != 1)} of "
+                   f"{chip.mxm_k(cfg, st.buffer_dtype)}" if st.buffer else "empty")
+            ready = [int(e[0]) for e in st.pending]
+            pend = (f"{len(ready)} (ready at cycle {', '.join(map(str, ready[:6]))}"
+                    f"{', ...' if len(ready) > 6 else ''})" if ready else "none")
+            acc = _ranges(sorted(st.acc)) if st.acc else "none"
+            out.append(f"mxm{p} at cycle {self.cycle}:\n  weights     {w}\n  buffer      {buf}\n"
+                       f"  products    {pend}\n  accumulator rows in use: {acc}"
+                       + (f" ({len(st.acc)} of {cfg.mxm_acc_rows})" if st.acc else ""))
+        return "\n".join(out)
+
+    def _examine_mxm(self, expr: str, fmt: str | None) -> str:
+        """``mxm0`` (as info mxm0), ``mxm0.weights[...]``, ``mxm0.buffer``, ``mxm0.acc[ROW]``."""
+        name, index = _split_subscript(expr)
+        plane, _, part = name.partition(".")
+        if not part:
+            if index is not None:
+                raise DebugError(f"{expr}: index one of {plane}.weights, {plane}.buffer, {plane}.acc")
+            return self.info_mxm(plane)
+        p, st = self._plane(plane)
+        if part == "weights":
+            if not st.installed:
+                raise DebugError(f"mxm{p} has no weights installed at cycle {self.cycle}")
+            t = st.weights if st.weights is not None else np.zeros((0, self.program.config.lanes), np.int8)
+        elif part == "buffer":
+            if not st.buffer:
+                raise DebugError(f"the weight buffer of mxm{p} is empty at cycle {self.cycle}")
+            t = np.stack(st.buffer)
+        elif part == "acc":
+            if not st.acc:
+                raise DebugError(f"no accumulator row of mxm{p} is in use at cycle {self.cycle}")
+            if index is not None and isinstance(index[0], int):
+                if index[0] not in st.acc:
+                    raise DebugError(f"accumulator row {index[0]} of mxm{p} is not in use (in use: "
+                                     f"{_ranges(sorted(st.acc))})")
+                t, index = st.acc[index[0]], index[1:] or None
+            else:
+                rows = sorted(st.acc)
+                t = np.stack([st.acc[r] for r in rows])
+        else:
+            raise DebugError(f"no '{part}' of an MXM plane (weights, buffer, acc)")
+        t = np.asarray(t)
+        dt = {np.dtype(v): k for k, v in sem.NP.items()}.get(t.dtype, t.dtype.name)
+        if fmt == "x" or fmt == "u8":
+            t = t.view(np.dtype(f"u{t.dtype.itemsize}"))
+        elif fmt in isa.DTYPE_BYTES and np.dtype(sem.NP[fmt]) != t.dtype:
+            if np.dtype(sem.NP[fmt]).itemsize != t.dtype.itemsize:
+                raise DebugError(f"{name} holds {dt} values; /{fmt} needs the same element size")
+            t = t.view(sem.NP[fmt])
+        if index is not None:
+            try:
+                t = t[index]
+            except IndexError as e:
+                raise DebugError(f"{expr}: {e}") from None
+        if fmt in isa.DTYPE_BYTES:
+            dt = fmt
+        return (f"{expr} ({dt}, {'x'.join(map(str, np.shape(t))) or 'scalar'}) at cycle {self.cycle}:\n"
+                f"{_format(t, fmt == 'x')}")
+
+    def info_vxm(self) -> str:
+        """``info vxm``: each ALU's last issued instruction (and when its result
+        is on its stream) and its next one."""
+        self._need()
+        p, cfg = self.program, self.program.config
+        lines = [f"VXM ALUs at cycle {self.cycle}:"]
+        for q, rows in enumerate(self._queue_rows):
+            if cfg.unit_of_queue(q) != "vxm":
+                continue
+            done = int(np.searchsorted(rows, self.row, "left"))
+            if done:
+                r = int(rows[done - 1])
+                ready = int(p.cycle[r] + self.analysis.delay[r])
+                state = "result in flight" if ready > self.cycle else "idle"
+                last = f"last @{int(p.cycle[r])} {p.text(r)} (result at cycle {ready}: {state})"
+            else:
+                last = "nothing issued yet"
+            nxt = "done" if done >= len(rows) else f"@{int(p.cycle[rows[done]])} {p.text(int(rows[done]))}"
+            lines.append(f"  {cfg.queues[q]:<5} {done}/{len(rows)}  {last}; next {nxt}")
+        if len(lines) == 1:
+            lines.append("  (no VXM instructions in the program)")
+        return "\n".join(lines)
 
     # ---- views ---------------------------------------------------------------------------------------
     def where(self) -> str:
@@ -671,6 +1036,136 @@ class Debugger:
         lines.append(f"  history             {len(self.snaps)} snapshots, {self.history_size() / 2**20:.1f} MiB")
         return "\n".join(lines)
 
+    # ---- display, until, disasm, trace ------------------------------------------------------------
+    def add_display(self, expr: str, fmt: str | None = None) -> str:
+        """``display[/FMT] EXPR``: show it now and after every stop."""
+        self._need()
+        expr = expr.strip()
+        if not expr:
+            return self.show_displays() or "no displays"
+        text = self.examine(expr, fmt)  # fails now, not at every stop, if it cannot be shown
+        number = self._next_display
+        self._next_display += 1
+        self.displays.append((number, expr, fmt))
+        return f"{number}: {text}"
+
+    def undisplay(self, numbers: list[int]) -> str:
+        if not numbers:
+            n, self.displays = len(self.displays), []
+            return f"deleted {n} display{'s' * (n != 1)}"
+        for n in numbers:
+            if all(d[0] != n for d in self.displays):
+                raise DebugError(f"no display number {n}")
+        self.displays = [d for d in self.displays if d[0] not in numbers]
+        return f"deleted {len(numbers)} display{'s' * (len(numbers) != 1)}"
+
+    def show_displays(self) -> str:
+        """Every display, each as 'N: ...'; one that cannot be shown now says why."""
+        out = []
+        for n, expr, fmt in self.displays:
+            try:
+                out.append(f"{n}: {self.examine(expr, fmt)}")
+            except DebugError as e:
+                out.append(f"{n}: {expr}: {e}")
+        return "\n".join(out)
+
+    def info_display(self) -> str:
+        if not self.displays:
+            return "no displays"
+        return "\n".join(f"{n}: {'/' + fmt + ' ' if fmt else ''}{expr}" for n, expr, fmt in self.displays)
+
+    def until(self, cond: str) -> str:
+        """Run until *cond* holds.  It is evaluated where it can change: if it
+        names only data symbols and constants, after each write to those
+        symbols commits; otherwise at the start of every cycle in which an
+        instruction issues or such a write commits (and at the end)."""
+        self._need()
+        cond = cond.strip()
+        if not cond:
+            raise DebugError("until: which condition? (e.g. until y[0, 0] > 10, until cycle >= 100)")
+        tree = _check_expr(cond)
+        used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        p, a = self.program, self.analysis
+        if self.row >= len(p) and self.cycle >= a.end:
+            raise DebugError("the program has finished (use: reset, back, goto)")
+        if self._eval(cond, None, "until"):
+            raise DebugError(f"'{cond}' holds already at cycle {self.cycle}")
+        syms = [d for d in p.image.data if d.name in used]
+        parts = [self._writers(d)[0] for d in syms]
+        if used & {"cycle", "row", "queue"} or not syms:
+            parts += [p.cycle[self.row:], np.array([a.end])]
+        cycles = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+        cycles = cycles[(cycles > self.cycle) & (cycles <= a.end)]
+        self.typed_streams = {}
+        for c in cycles.tolist():
+            target = int(np.searchsorted(p.cycle, c, "left"))
+            self._guarded(lambda: self._forward(target))
+            self.cycle = c
+            if self._eval(cond, None, "until"):
+                return self._moved(f"until {cond}")
+        self._guarded(lambda: self._forward(len(p)))
+        self.cycle = a.end
+        self._moved("end of program")
+        raise DebugError(f"the program ended and '{cond}' never held; {self.where()}")
+
+    def disasm(self, where: str | None = None, count: int = 10) -> str:
+        """``disasm [ROW|@CYCLE|LABEL] [N]``: N rows of the issue order around
+        a row (default: the next one), with cycle, queue and source."""
+        self._need()
+        p = self.program
+        if count < 1:
+            raise DebugError("disasm: the count must be at least 1")
+        if where is None:
+            center = self.row
+        elif where.startswith("@"):
+            center = int(np.searchsorted(p.cycle, _int(where[1:], "disasm"), "left"))
+        elif re.fullmatch(r"\d+|0x[0-9a-fA-F]+", where):
+            center = _int(where, "disasm")
+            if not 0 <= center < len(p):
+                raise DebugError(f"disasm: row {center} is outside the program (0..{len(p) - 1})")
+        else:
+            label = next((lb for lb in p.image.labels if lb.name == where), None)
+            if label is None:
+                raise DebugError(f"disasm: '{where}' is not a row, @CYCLE or label"
+                                 + _hint(did_you_mean(where, self.label_names())))
+            srcrow = p.image.srcmap_offsets().get(label.queue, -1) + label.index if label.queue >= 0 else -1
+            rows = np.nonzero((p.queue == label.queue) & (p.srcrow == srcrow))[0]
+            if not len(rows):
+                raise DebugError(f"disasm: label {where} marks no instruction")
+            center = int(rows[0])
+        lo = max(0, min(center - count // 2, len(p) - count))
+        bp_rows = set()
+        for b in self.breakpoints:
+            if b.enabled and b.rows is not None:
+                bp_rows.update(b.rows[(b.rows >= lo) & (b.rows < lo + count)].tolist())
+        lines = []
+        for r in range(lo, min(lo + count, len(p))):
+            mark = "=>" if r == self.row else "  "
+            mark += "b" if r in bp_rows else " "
+            q = p.config.queues[int(p.queue[r])]
+            lines.append(f"{mark} {r:>6}  @{int(p.cycle[r]):<6} {q:<5} {p.text(r)}  ; {self._short_source(r)}")
+        if self.row >= len(p) and lo + count >= len(p):
+            lines.append(f"=>  {len(p):>6}  @{int(self.analysis.end):<6} (end of program)")
+        return "\n".join(lines) if lines else "the program is empty"
+
+    def trace(self, path: str) -> str:
+        """``trace FILE``: a Perfetto / Chrome JSON trace of the rows issued so far."""
+        import json
+
+        from ..report import trace
+
+        self._need()
+        path = path.strip()
+        if not path:
+            raise DebugError("trace: which file? (e.g. trace run.json, then open it in ui.perfetto.dev)")
+        data = trace(self.program, limit=self.row)
+        try:
+            with open(path, "w") as f:
+                json.dump(data, f)
+        except OSError as e:
+            raise DebugError(f"cannot write {path}: {e.strerror}") from None
+        return f"wrote {path}: {self.row} instruction{'s' * (self.row != 1)} issued up to cycle {self.cycle}"
+
     # ---- completion data -----------------------------------------------------------------------------
     def symbol_names(self) -> list[str]:
         return [d.name for d in self.program.image.data] if self.program else []
@@ -680,6 +1175,35 @@ class Debugger:
 
     def queue_names(self) -> list[str]:
         return list(self.program.config.queues) if self.program else []
+
+
+def _inline(values) -> str:
+    """A tensor on the rest of a line, or from the next line if it needs several."""
+    if values is None:
+        return " (not seen)"
+    text = _format(values)
+    return (" " if "\n" not in text else "\n") + text
+
+
+def _counted(items) -> str:
+    nb = sum(not isinstance(i, Watchpoint) for i in items)
+    nw = len(items) - nb
+    parts = [f"{nb} breakpoint{'s' * (nb != 1)}"] if nb or not nw else []
+    if nw:
+        parts.append(f"{nw} watchpoint{'s' * (nw != 1)}")
+    return " and ".join(parts)
+
+
+def _ranges(values: list[int]) -> str:
+    """[0, 1, 2, 5] -> '0-2, 5'."""
+    out, i = [], 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        out.append(str(values[i]) if i == j else f"{values[i]}-{values[j]}")
+        i = j + 1
+    return ", ".join(out)
 
 
 # ---- helpers ------------------------------------------------------------------------------------------

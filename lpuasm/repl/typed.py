@@ -1,0 +1,192 @@
+"""Instructions typed at the debugger's prompt: assembled in the context of the
+loaded image and run at once on the live chip state.
+
+Design (the "local effects" one).  The line is assembled by the real assembler
+(:func:`lpuasm.assembler.assemble`) as a one-instruction program that declares
+the image's data symbols (``.space`` at their addresses) and its constants plus
+the ``.equ`` typed so far, so diagnostics have the assembler's wording.  The
+instruction then runs on the live state with the engines' own unit code
+(:class:`lpuasm.interp._Engine`'s MEM handler, :class:`lpuasm.units.UnitEngine`'s
+VXM and SXM handlers), "issued" at the current cycle at its unit's position:
+
+* each stream operand is the result of an earlier typed instruction on that
+  stream, if there is one since the debugger last moved; else the program's
+  value passing the instruction's position at the current cycle (an error if
+  none passes);
+* results go to a scratch copy of their streams (``print s2e`` shows them),
+  which later typed instructions read and which the next move clears: typed
+  instructions are an immediate mode, no cycles pass between them, and the
+  program's own instructions never see their stream results;
+* an SRAM write (``write``, ``scatter``) lands now, through the engine's
+  write path, so it is in the undo log: the program sees it from here on, and
+  going back to before it (or replaying over it) drops it.
+
+Only MEM (read, write, gather, scatter), VXM and SXM instructions run: MXM
+state changes (lw, iw, abc, acc) would need the weight and product queues to be
+re-timed, C2C carries no data, and ICU instructions have no effect to show.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .. import isa
+from .. import semantics as sem
+from ..analysis import analyse
+from ..diagnostics import LpuError
+from ..interp import _Engine
+from ..program import load_program
+from ..sim import SimError
+from .core import DebugError, Debugger, _format
+
+RUNNABLE = ("mem", "vxm", "sxm")
+
+
+def is_typed(line: str) -> bool:
+    """Whether *line* is an instruction or a directive rather than a command."""
+    words = line.split()
+    if not words:
+        return False
+    first = words[0]
+    return first.startswith(".") or first.split(".")[0].lower() in isa.TABLE
+
+
+def _context(d: Debugger, skip: str | None = None) -> tuple[str, dict]:
+    """Source declaring the image's data symbols, and the constants as defines."""
+    lines = [f".space {s.name}, {isa.addr_name(s.addr)}, {s.dtype}, {s.rows}, {s.cols}"
+             for s in d.program.image.data]
+    defines = {c.name: c.value for c in d.program.image.consts}
+    defines.update(d.equs)
+    defines.pop(skip, None)
+    return "\n".join(lines) + ("\n" if lines else ""), defines
+
+
+def _assemble(d: Debugger, line: str, skip: str | None = None):
+    from ..assembler import assemble
+
+    prefix, defines = _context(d, skip)
+    first = prefix.count("\n") + 1
+    try:
+        return assemble(prefix + line + "\n", "<prompt>", config=d.program.config, defines=defines)
+    except LpuError as e:
+        diags = [g for g in e.diagnostics if getattr(g, "severity", "error") == "error"] or e.diagnostics
+        if not diags:
+            raise DebugError(str(e).splitlines()[0]) from None
+        g = diags[0]
+        span = getattr(g, "span", None)
+        col = f" (column {span.col})" if span is not None and getattr(span, "line", first) == first else ""
+        raise DebugError(f"{g.message}{col}") from None
+
+
+def run_typed(d: Debugger, line: str) -> str:
+    """Assemble *line* and run it now; the state is intact on any error."""
+    d._need()
+    text = line.split(";", 1)[0].strip()
+    if text.startswith("."):
+        return _directive(d, text)
+    # a pin is ignored: the instruction issues now (pinned, the scheduler lets it read any stream)
+    asm = _assemble(d, re.sub(r"\s@\S+\s*$", "", text) + " @0")
+    p = load_program(asm.image, d.program.config)
+    if len(p) != 1:
+        raise DebugError(f"type one instruction at a time ('{text}' is {len(p)})")
+    row = isa.BY_OPCODE[int(p.op[0])]
+    if row.unit not in RUNNABLE:
+        raise DebugError(f"'{row.mnemonic}' cannot run at the prompt: only MEM, VXM and SXM instructions do "
+                         f"(help asm)")
+    a = analyse(p, check=False)
+    cfg = p.config
+    # inputs: typed results first, else the program's value passing this position now
+    planes = []
+    for k in range(len(a.reads.row)):
+        key = (int(a.reads.direction[k]), int(a.reads.index[k]))
+        if key in d.typed_streams:
+            planes.append(d.typed_streams[key])
+        else:
+            value, _ = d._stream_byte(key[0], key[1], int(a.position[0]), d.cycle)
+            planes.append(value.view(np.uint8))
+    inputs = np.stack(planes)[None] if planes else np.zeros((1, 0, cfg.lanes), np.uint8)
+    outputs = {}
+    shim = _Shim(d, a, inputs, outputs)
+    d._settle()
+    try:
+        getattr(shim, "_" + row.unit)(np.array([0]), row)
+    except SimError as e:
+        raise DebugError(e.cause if getattr(e, "cause", None) else str(e).splitlines()[0]) from None
+    d.engine.nan_inf += shim.nan_inf
+    where = f"{p.text(0)}  at cycle {d.cycle} on {cfg.queues[int(p.queue[0])]}"
+    if "planes" in outputs:
+        out = outputs["planes"][0]
+        w = a.writes
+        for k in range(len(w.row)):
+            d.typed_streams[(int(w.direction[k]), int(w.index[k]))] = out[k].copy()
+        first = f"s{int(w.index[0])}{'ew'[int(w.direction[0])]}"
+        dt = _result_dtype(p, row, len(w.row))
+        if dt is not None:
+            values = sem.from_planes(out[None], dt)[0]
+            return f"{where}:\n{first} ({dt}) = {_format(values)}"
+        return f"{where}:\n{first}.. ({len(w.row)} streams, i8) =\n{_format(out.view(np.int8))}"
+    if "written" in outputs:
+        addr, values = outputs["written"]
+        return f"{where}:\n{addr} = {_format(values.view(np.int8))}"
+    return where
+
+
+def _result_dtype(p, row: isa.Instr, groups: int) -> str | None:
+    if row.unit != "vxm" or not row.dtypes:
+        return "i8" if groups == 1 else None
+    f = _Engine._fields(_FieldsOnly(p), np.array([0]), row)
+    key = "dt2" if row.mnemonic == "vcvt" else "dt"
+    return isa.DTYPE_NAMES[int(f[key][0])]
+
+
+class _FieldsOnly:
+    def __init__(self, p):
+        self.p = p
+
+
+class _Shim(_Engine):
+    """The engine's unit code run on one typed instruction: SRAM is the live
+    engine's, stream operands are given, results are captured."""
+
+    def __init__(self, d: Debugger, a, inputs: np.ndarray, outputs: dict):  # no _Engine.__init__: no ring buffer
+        self.d, self.a, self.p, self.cfg = d, a, a.program, a.program.config
+        self.live = d.engine
+        self.sram, self.valid = self.live.sram, self.live.valid
+        self.allow_uninit, self.strict_fp = d.allow_uninit, False
+        self.nan_inf = 0
+        self.cycle = d.cycle
+        self._given, self._captured = inputs, outputs
+
+    def _inputs(self, rows):
+        return self._given
+
+    def _outputs(self, rows, planes):
+        self._captured["planes"] = np.asarray(planes)
+
+    def _queue_write(self, commit, where, values) -> None:
+        # lands now, through the live engine's write path (and so its undo log)
+        self.live._queue_write(self.d.cycle, where, values)
+        self.live._commit(self.d.cycle)
+        h, sl, b, off = where
+        first = int(np.ravel(off)[0])
+        self._captured["written"] = (isa.addr_name(isa.addr_code(bool(h[0]), int(sl[0]), int(b[0]), first)),
+                                     np.asarray(self.live.sram[int(h[0]), int(sl[0]), int(b[0]), first]))
+
+
+def _directive(d: Debugger, text: str) -> str:
+    """``.equ NAME, VALUE`` (or ``.set``): a constant for later typed instructions and conditions."""
+    word = text.split()[0].lower()
+    if word not in (".equ", ".set"):
+        raise DebugError(f"only .equ and .set work at the prompt ('{word}' does not)")
+    rest = text[len(word):].strip()
+    name = rest.split(",", 1)[0].strip()
+    if not name or "," not in rest:
+        raise DebugError(f"{word}: write {word} NAME, VALUE")
+    asm = _assemble(d, text, skip=name)
+    value = next((c.value for c in asm.image.consts if c.name == name), None)
+    if value is None:
+        raise DebugError(f"{word}: '{name}' was not defined")
+    d.equs[name] = value
+    return f"{name} = {value}"
