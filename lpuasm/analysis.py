@@ -53,11 +53,26 @@ class StreamTable:
     cycle: np.ndarray
 
     @staticmethod
-    def build(parts: list[tuple]) -> "StreamTable":
+    def build(parts: list[tuple], n: int) -> "StreamTable":
+        """One table from per-(opcode, operand) parts given in operand order,
+        laid out by (row, operand, plane) without sorting: each entry goes to
+        its row's start plus the entries of the row placed before it."""
         if not parts:
             z = np.zeros(0, np.int64)
             return StreamTable(z, z, z, z, z, z, z)
-        cols = [np.concatenate(c).astype(np.int64) for c in zip(*parts)]
+        counts = np.zeros(n, dtype=np.int64)
+        for part in parts:
+            counts += np.bincount(part[0], minlength=n)
+        start = np.cumsum(counts) - counts
+        filled = np.zeros(n, dtype=np.int64)
+        total = int(counts.sum())
+        cols = [np.empty(total, dtype=np.int64) for _ in range(7)]
+        for part in parts:
+            r, plane = part[0], part[2]
+            dest = start[r] + filled[r] + plane
+            for col, values in zip(cols, part):
+                col[dest] = values
+            filled += np.bincount(r, minlength=n)
         return StreamTable(*cols)
 
 
@@ -102,18 +117,18 @@ def analyse(program: Program, check: bool = True) -> Analysis:
                                   position, program.cycle, 0))
         for slot, name in enumerate(chip.STREAM_OUTPUTS.get(row.mnemonic, ())):
             wparts.append(_planes(row, name, slot, rows, f, position, program.cycle, chip.delay(cfg, row)))
-    reads = _sorted(StreamTable.build(rparts))
-    writes = _sorted(StreamTable.build(wparts))
+    reads = StreamTable.build(rparts, n)
+    writes = StreamTable.build(wparts, n)
     effect = program.cycle + delay
     halt_rows = np.nonzero(program.op == _HALT)[0]
     last_effect = int(effect.max()) if n else -1
     end_cycle = int(program.cycle[halt_rows[0]]) if len(halt_rows) else last_effect
     end = (end_cycle + 1 + cfg.superlanes - 1) if n else 0
-    producer = _match(reads, writes)
+    producer, write_keys = _match(reads, writes)
     stats = _stats(program, unit, fields, end)
     a = Analysis(program, position, delay, unit, fields, reads, writes, producer, end, stats)
     if check:
-        _check(a, halt_rows, effect)
+        _check(a, halt_rows, effect, write_keys)
     return a
 
 
@@ -136,12 +151,6 @@ def _planes(row, name, slot, rows, f, position, cycle, delay):
     return (r, np.full(total, slot), plane, code[rep] >> 5, (code[rep] & 31) + plane, position[r], cycle[r] + delay)
 
 
-def _sorted(t: StreamTable) -> StreamTable:
-    order = np.argsort(t.row * 1024 + t.operand * 64 + t.plane)  # unique keys: any sort will do
-    return StreamTable(*(getattr(t, k)[order] for k in ("row", "operand", "plane", "direction", "index",
-                                                        "position", "cycle")))
-
-
 def _keys(t: StreamTable, base: int) -> np.ndarray:
     """(stream, diagonal, position) packed into one sortable int64.  The
     diagonal is constant along a value's path: cycle - position going east,
@@ -151,30 +160,25 @@ def _keys(t: StreamTable, base: int) -> np.ndarray:
     return (sid * base + diag) * PSPAN + t.position
 
 
-def _match(reads: StreamTable, writes: StreamTable) -> np.ndarray:
-    """For each read, the index of the write whose value passes it, or -1."""
-    if not len(reads.row):
-        return np.zeros(0, np.int64)
-    top = max(int(reads.cycle.max()), int(writes.cycle.max()) if len(writes.row) else 0)
+def _match(reads: StreamTable, writes: StreamTable) -> tuple[np.ndarray, np.ndarray]:
+    """For each read, the index of the write whose value passes it, or -1; and
+    the writes' keys in sorted order (for the duplicate check)."""
+    top = max(int(reads.cycle.max()) if len(reads.row) else 0, int(writes.cycle.max()) if len(writes.row) else 0)
     base = top + 2 * PSPAN + 1
     wk = _keys(writes, base)
     order = np.argsort(wk, kind="stable")  # stable: of two writes on one slot, the first is kept
     ks = wk[order]
+    if not len(reads.row):
+        return np.zeros(0, np.int64), ks
     rk = _keys(reads, base)
     east = reads.direction == 0
-    qorder = np.argsort(rk)  # sorted queries search much faster
-    right = np.empty(len(rk), np.int64)
-    left = np.empty(len(rk), np.int64)
-    right[qorder] = np.searchsorted(ks, rk[qorder], "right")
-    left[qorder] = np.searchsorted(ks, rk[qorder], "left")
-    cand = np.where(east, right - 1, left)
+    cand = np.where(east, np.searchsorted(ks, rk, "right") - 1, np.searchsorted(ks, rk, "left"))
     ok = (cand >= 0) & (cand < len(ks))
     safe = np.clip(cand, 0, max(len(ks) - 1, 0))
     if len(ks):
         ok &= (ks[safe] // PSPAN) == (rk // PSPAN)
-    else:
-        ok[:] = False
-    return np.where(ok, order[safe] if len(ks) else -1, -1)
+        return np.where(ok, order[safe], -1), ks
+    return np.full(len(rk), -1, dtype=np.int64), ks
 
 
 def _stats(program: Program, unit: np.ndarray, fields: dict, end: int) -> Stats:
@@ -203,7 +207,7 @@ def _stats(program: Program, unit: np.ndarray, fields: dict, end: int) -> Stats:
 
 
 # ---- violations -------------------------------------------------------------------------
-def _check(a: Analysis, halt_rows: np.ndarray, effect: np.ndarray) -> None:
+def _check(a: Analysis, halt_rows: np.ndarray, effect: np.ndarray, write_keys: np.ndarray) -> None:
     """Raise the earliest violation (by cycle) among all kinds found."""
     found: list[tuple[int, int, str]] = []  # (cycle, row, cause)
     p, geo = a.program, chip.Geometry(a.program.config)
@@ -211,16 +215,15 @@ def _check(a: Analysis, halt_rows: np.ndarray, effect: np.ndarray) -> None:
     if len(bad):
         i = int(bad[np.argmin(a.reads.cycle[bad])])
         found.append((int(a.reads.cycle[i]), int(a.reads.row[i]), _no_value(a, i, geo)))
-    if len(a.writes.row):
-        key = _keys(a.writes, int(a.writes.cycle.max()) + 2 * PSPAN + 1)
+    if len(write_keys) > 1 and (write_keys[1:] == write_keys[:-1]).any():
+        w = a.writes
+        key = _keys(w, int(max(w.cycle.max(), a.reads.cycle.max() if len(a.reads.row) else 0)) + 2 * PSPAN + 1)
         order = np.argsort(key, kind="stable")
         dup = np.nonzero(key[order][1:] == key[order][:-1])[0]
-        if len(dup):
-            j = int(order[dup[np.argmin(a.writes.cycle[order[dup + 1]])] + 1])
-            w = a.writes
-            found.append((int(w.cycle[j]), int(w.row[j]),
-                          f"two producers write stream {_sname(w.direction[j], w.index[j])} at "
-                          f"{geo.position_name(int(w.position[j]))} at cycle {int(w.cycle[j])}"))
+        j = int(order[dup[np.argmin(w.cycle[order[dup + 1]])] + 1])
+        found.append((int(w.cycle[j]), int(w.row[j]),
+                      f"two producers write stream {_sname(w.direction[j], w.index[j])} at "
+                      f"{geo.position_name(int(w.position[j]))} at cycle {int(w.cycle[j])}"))
     found += _port_conflicts(a, geo)
     if len(halt_rows) > 0:
         h = int(p.cycle[halt_rows[0]])
