@@ -163,17 +163,10 @@ def cmd_asm(args) -> int:
     from .assembler import assemble_file
     from .diagnostics import LpuError
     from .listing import listing, symbol_map
-    from .lower import parse_define
     from .schedule import issue_end
 
     config = _load_config(args.config)
-    defines = {}
-    for text in args.define:
-        try:
-            name, value = parse_define(text)
-        except ValueError as e:
-            raise LpuError(str(e)) from None
-        defines[name] = value
+    defines = _defines(args)
     for d in args.include:
         if not Path(d).is_dir():
             raise LpuError(f"-I {d}: not a directory")
@@ -204,7 +197,7 @@ def _defines(args) -> dict:
     from .lower import parse_define
 
     defines = {}
-    for text in args.define:
+    for text in getattr(args, "define", []):
         try:
             name, value = parse_define(text)
         except ValueError as e:
@@ -256,7 +249,6 @@ def _assemble_or_load(args):
     from .assembler import assemble_file
     from .diagnostics import LpuError
     from .disasm import config_of
-    from .lower import parse_define
 
     config = _load_config(args.config)
     path = Path(args.file)
@@ -267,14 +259,7 @@ def _assemble_or_load(args):
             raise LpuError(f"{path}: built for chip config '{image.config_name}', which is not built in; "
                            f"give its file with --config")
         return image, cfg, None
-    defines = {}
-    for text in getattr(args, "define", []):
-        try:
-            name, value = parse_define(text)
-        except ValueError as e:
-            raise LpuError(str(e)) from None
-        defines[name] = value
-    asm = assemble_file(path, config=config, include_dirs=getattr(args, "include", []), defines=defines)
+    asm = assemble_file(path, config=config, include_dirs=getattr(args, "include", []), defines=_defines(args))
     for w in asm.warnings:
         print(w.render(asm.sources), file=sys.stderr)
     return asm.image, asm.config, asm.sources
