@@ -15,7 +15,9 @@ from ..diagnostics import did_you_mean
 from ..highlight import MNEMONICS
 from ..isa import DTYPE_BYTES
 from ..sim import UNIT_KINDS
-from .core import _COND_FUNCS, DebugError, Debugger
+from .conditions import _COND_FUNCS
+from .core import Debugger
+from .errors import DebugError
 
 _COND_NAMES = tuple(_COND_FUNCS)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .commands import BY_NAME, complete, execute
 from ..diagnostics import LpuError
-from .core import DebugError, Debugger, _one_line
+from .core import Debugger
+from .errors import DebugError, _one_line
 
 PROMPT = "(lpu) "
 

@@ -39,7 +39,9 @@ from ..diagnostics import LpuError
 from ..interp import _Engine
 from ..program import load_program
 from ..sim import SimError
-from .core import DebugError, Debugger, _format
+from .core import Debugger
+from .errors import DebugError
+from .notation import _format
 
 RUNNABLE = ("mem", "vxm", "sxm")
 
