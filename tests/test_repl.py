@@ -358,6 +358,9 @@ def test_display_until_disasm_and_trace(tmp_path):
     assert d.trace(str(tmp_path / "t.json")) == f"wrote {tmp_path / 't.json'}: 2 instructions issued up to cycle 6"
     events = json.loads((tmp_path / "t.json").read_text())["traceEvents"]
     assert [e["name"] for e in events if e["ph"] == "X"] == ["read", "read"]
+    assert d.until("y[0, 0] == 99") == (  # until honours breakpoints
+        "breakpoint 1: write\nuntil: stopped before 'y[0, 0] == 99' held\n"
+        "cycle 11, row 3/5: e2    write s2e, E2.b1[0]  ; add.lasm:8:5")
     with pytest.raises(DebugError, match="never held"):
         d.until("y[0, 0] == 99")
     assert d.cycle == 14 and d.row == 5
@@ -412,6 +415,8 @@ def test_mxm_and_vxm_state():
         d.examine("mxm2.weights", "f32")
     with pytest.raises(DebugError, match="no MXM plane 'mxm9'"):
         d.examine("mxm9")
+    assert d.step(60).startswith("breakpoint 1: acc\nstep: stopped after 3 of 60 instructions\n")
+    d.enable([], False)
     d.step(60)
     assert "accumulator rows in use: 0-" in d.info_mxm("mxm2")
     assert d.examine("mxm2.acc[0, 0:2]").startswith("mxm2.acc[0, 0:2] (f32, 2)")
@@ -454,3 +459,173 @@ error: undefined symbol 'Q' (column 14)
 (lpu) undisplay
 deleted 1 display
 """
+
+
+# ---- stops during step/cycle/until, break on a pc, data directives, info units ----------------------
+def test_step_and_cycle_stop_early_at_breakpoints_and_watchpoints(tmp_path, capsys):
+    script = tmp_path / "s.txt"
+    script.write_text("break *2\nbreak pc 3 if cycle > 100\nwatch y[0, 0:2]\nstep 5\nstep 5\nreset\n"
+                      "cycle 20\ncycle 20\ninfo breakpoints\nbreak pc 7\n")
+    rc = main(["repl", str(ADD), "--script", str(script)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and err == ""
+    assert out == f"""\
+{ADD}: 5 instructions on 5 queues, 14 cycles, chip tiny
+(lpu) break *2
+breakpoint 1: pc 2 (cycle 6, alu0: vadd.i8 s0e, s1e, s2e)
+(lpu) break pc 3 if cycle > 100
+breakpoint 2: pc 3 (cycle 11, e2: write s2e, E2.b1[0]) if cycle > 100
+(lpu) watch y[0, 0:2]
+watchpoint 3: y[0, 0:2] (1 writing instruction)
+(lpu) step 5
+breakpoint 1: *2
+step: stopped after 2 of 5 instructions
+cycle 6, row 2/5: alu0  vadd.i8 s0e, s1e, s2e  ; add.lasm:7:5
+(lpu) step 5
+watchpoint 3: y[0, 0:2] (i8, 2) changed at cycle 12, written by row 3 (cycle 11): write s2e, E2.b1[0]
+old: [0 0]
+new: [11 22]
+step: stopped after 2 of 5 instructions
+cycle 12, row 4/5: icu   halt  ; add.lasm:9:5
+(lpu) reset
+cycle 0, row 0/5: w3    read W3.b0[0], s0e  ; add.lasm:5:5
+(lpu) cycle 20
+breakpoint 1: *2
+cycle: stopped after 6 of 20 cycles
+cycle 6, row 2/5: alu0  vadd.i8 s0e, s1e, s2e  ; add.lasm:7:5
+(lpu) cycle 20
+watchpoint 3: y[0, 0:2] (i8, 2) changed at cycle 12, written by row 3 (cycle 11): write s2e, E2.b1[0]
+old: [0 0]
+new: [11 22]
+cycle: stopped after 6 of 20 cycles
+cycle 12, row 4/5: icu   halt  ; add.lasm:9:5
+(lpu) info breakpoints
+Num  Enb  Hits  What
+1    y    2     pc 2 (cycle 6, alu0: vadd.i8 s0e, s1e, s2e)
+2    y    0     pc 3 (cycle 11, e2: write s2e, E2.b1[0]) if cycle > 100
+3    y    2     watch y[0, 0:2] (1 writing instruction)
+(lpu) break pc 7
+error: break: pc 7 is outside the program (rows 0..4 in issue order)
+"""
+    # without stops on the way, step and cycle go the whole way
+    d = add_debugger()
+    d.add_breakpoint("pc 1", "cycle > 100")
+    assert d.step(3).startswith("cycle 11, row 3/5") and d.stop_reason == "step"
+    assert d.tick(2).startswith("cycle 13, row 5/5") is False and d.cycle == 13
+
+
+def test_enter_repeats_a_step_that_stopped_early(tmp_path):
+    from prompt_toolkit.input import create_pipe_input
+    from prompt_toolkit.output import DummyOutput
+
+    from lpuasm.repl.session import interactive, make_session
+
+    d = add_debugger()
+    d.add_breakpoint("*1")
+    d.add_breakpoint("*3")
+    printed = []
+    with create_pipe_input() as inp:
+        inp.send_text("step 9\n\n\nquit\n")
+        session = make_session(d, input=inp, output=DummyOutput(), history_file=tmp_path / "history")
+        assert interactive(d, session, printed.append) == 0
+    assert printed[0].startswith("breakpoint 1: *1\nstep: stopped after 1 of 9 instructions\ncycle 2, row 1/5")
+    assert printed[1].startswith("breakpoint 2: *3\nstep: stopped after 2 of 9 instructions\ncycle 11, row 3/5")
+    assert printed[2].startswith("cycle 14: end of program")
+
+
+def test_data_directives_at_the_prompt(tmp_path, capsys):
+    script = tmp_path / "s.txt"
+    script.write_text("goto 6\n.data t, W3.b0[4], i8, [[1, 2], [3, 4]]\n.data u, W3.b0[0], i8, [1]\n"
+                      ".data t, W5.b0[0], i8, [1]\n.space s, W0.b1[0], i16, 2\n"
+                      ".blob bb, W0.b0[8], i16, 1, 2, \"AQACAA==\"\nprint bb\n.data q, W3.b0[9], i8, [300]\n"
+                      "vadd.i8 s0e, 1, s2e\nwrite s2e, t\nstep\nprint t[0:2, 0:2]\nback\nprint t\nback\nprint t\n")
+    rc = main(["repl", str(ADD), "--script", str(script)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and err == ""
+    assert out == f"""\
+{ADD}: 5 instructions on 5 queues, 14 cycles, chip tiny
+(lpu) goto 6
+cycle 6, row 2/5: alu0  vadd.i8 s0e, s1e, s2e  ; add.lasm:7:5
+(lpu) .data t, W3.b0[4], i8, [[1, 2], [3, 4]]
+t (i8, 2x2) at W3.b0[4:6]: placed at cycle 6
+(lpu) .data u, W3.b0[0], i8, [1]
+error: 'u' (words 0..0) overlaps 'a' (words 0..0) in W3.b0 (column 10)
+(lpu) .data t, W5.b0[0], i8, [1]
+error: 't' is already defined as a data symbol (column 7)
+(lpu) .space s, W0.b1[0], i16, 2
+s (i16, 2x32) at W0.b1[0:2] and the next 1 slice (its byte planes): reserved (its words keep what they hold)
+(lpu) .blob bb, W0.b0[8], i16, 1, 2, "AQACAA=="
+bb (i16, 1x2) at W0.b0[8:9] and the next 1 slice (its byte planes): placed at cycle 6
+(lpu) print bb
+bb (i16, 1x2) at cycle 6:
+[[1 2]]
+(lpu) .data q, W3.b0[9], i8, [300]
+error: value out of range for i8 (-128..127) (column 24)
+(lpu) vadd.i8 s0e, 1, s2e
+vadd.i8 s0e, 1, s2e  at cycle 6 on alu0:
+s2e (i8) = [2 3 4 5 6 7 8 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]
+(lpu) write s2e, t
+write s2e, W3.b0[4]  at cycle 6 on w3:
+W3.b0[4] = [2 3 4 5 6 7 8 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]
+(lpu) step
+cycle 11, row 3/5: e2    write s2e, E2.b1[0]  ; add.lasm:8:5
+(lpu) print t[0:2, 0:2]
+t[0:2, 0:2] (i8, 2x2) at cycle 11:
+[[2 3]
+ [3 4]]
+(lpu) back
+cycle 6, row 2/5: alu0  vadd.i8 s0e, s1e, s2e  ; add.lasm:7:5
+(lpu) print t
+t (i8, 2x2) at cycle 6:
+[[2 3]
+ [3 4]]
+(lpu) back
+cycle 2, row 1/5: w1    read W1.b0[0], s1e  ; add.lasm:6:5
+(lpu) print t
+error: no data symbol 't'
+"""
+
+
+def test_typed_data_survives_replays_and_is_bit_identical():
+    d, _, _ = kernel_debugger(rows=8, snapshot_every=16)
+    d.step(40)
+    line = ".data t, E7.b1[200], i8, [[5, 6, 7], [8, 9, 10]]"
+    assert commands.execute(d, line).startswith("t (i8, 2x3) at E7.b1[200:202]: placed at cycle")
+    assert d.add_breakpoint("@80", "t[1, 2] == 10").startswith("breakpoint 1")  # usable in conditions
+    d.step(50)
+    d.back(30)  # from a snapshot after the directive
+    d.back(15)  # from a snapshot before it: the replay places it again
+    fresh, _, _ = kernel_debugger(rows=8)
+    fresh.step(40)
+    commands.execute(fresh, line)
+    fresh.step(5)
+    assert state(d) == state(fresh)
+    assert d.examine("t").endswith("[[ 5  6  7]\n [ 8  9 10]]")
+    assert d.cont().startswith("breakpoint 1: @80\ncycle 80")
+    d.goto(0)  # going back before it drops tensor and symbol
+    with pytest.raises(DebugError, match="no data symbol 't'"):
+        d.examine("t")
+    blank, _, _ = kernel_debugger(rows=8)
+    assert state(d)[:3] == state(blank)[:3]  # SRAM, valid mask and row (goto 0 stands before cycle 7)
+
+
+def test_info_units_busy_idle_history():
+    d = add_debugger()
+    d.goto(12)
+    assert commands.execute(d, "info units") == """\
+units at cycle 12: busy = cycles with an issue; timeline of cycles 0..11 (1 cycle a mark; █ all busy, · idle)
+queue  unit  issued/total  busy  idle   util  timeline      next
+icu    icu            0/1     0    12   0.0%  ············  @12 halt
+w1     mem            1/1     1    11   8.3%  ··█·········  done
+w3     mem            1/1     1    11   8.3%  █···········  done
+e2     mem            1/1     1    11   8.3%  ···········█  done
+alu0   vxm            1/1     1    11   8.3%  ······█·····  done"""
+    assert commands.execute(d, "info units 4").splitlines()[5] == (
+        "e2     mem            1/1     1    11   8.3%  ···█      done")
+    d, _, _ = kernel_debugger(rows=8)
+    d.cont()
+    lines = d.info_units(1000).splitlines()
+    assert "(" in lines[0] and "cycles a mark" in lines[0]
+    assert all(len(line.split()[5]) <= 32 for line in lines[2:])
+    with pytest.raises(DebugError, match="takes no argument"):
+        commands.execute(d, "info breakpoints 3")

@@ -59,7 +59,7 @@ def _numbers(args: str, what: str = "breakpoint") -> list[int]:
 def _break(d: Debugger, args: str) -> str:
     spec, _, cond = args.strip().partition(" if ")
     if not spec.strip():
-        raise DebugError("break: where? (break LABEL | FILE:LINE | LINE | @CYCLE | QUEUE | UNIT | OPCODE [if COND])")
+        raise DebugError("break: where? (break LABEL | FILE:LINE | LINE | @CYCLE | *PC | QUEUE | UNIT | OPCODE [if COND])")
     return d.add_breakpoint(spec.strip(), cond.strip() or None)
 
 
@@ -94,7 +94,11 @@ def _examine(d: Debugger, args: str, fmt: str | None) -> str:
 
 
 def _info(d: Debugger, args: str) -> str:
-    what = args.strip()
+    what, _, rest = args.strip().partition(" ")
+    if rest.strip():
+        if not (what and "units".startswith(what)):
+            raise DebugError(f"info {what}: takes no argument")
+        return d.info_units(_count(rest, "info units"))
     if re.fullmatch(r"mxm\d*", what):
         return d.info_mxm(what if what != "mxm" else "")
     table = {"breakpoints": d.info_breakpoints, "watchpoints": d.info_watchpoints, "display": d.info_display,
@@ -135,10 +139,14 @@ COMMANDS: tuple[Command, ...] = (
             lambda d, a: d.reset(), moves=True),
     Command("step", ("s", "stepi", "si"), "step [N]", "issue the next N instructions (global issue order)",
             "Issue the next N instructions (default 1) in global issue order (by cycle, then queue) and stop "
-            "before the next one, at the cycle it issues.  Breakpoints and watchpoints do not stop it.",
+            "before the next one, at the cycle it issues.  Like gdb's step, it stops early at an enabled breakpoint "
+            "or watchpoint it reaches (never before the first instruction it issues), and says which and after "
+            "how many instructions; Enter then repeats it from there.",
             lambda d, a: d.step(_count(a, "step")), repeats=True, moves=True),
     Command("cycle", ("tick",), "cycle [N]", "advance N cycles",
-            "Advance N cycles (default 1): every instruction issued before the new cycle has issued.",
+            "Advance N cycles (default 1): every instruction issued before the new cycle has issued.  It stops "
+            "early at an enabled breakpoint or watchpoint it reaches (as continue would), and says which and "
+            "after how many cycles.",
             lambda d, a: d.tick(_count(a, "cycle")), repeats=True, moves=True),
     Command("continue", ("c", "cont", "run", "r"), "continue",
             "run to the next breakpoint, watchpoint or the end",
@@ -149,7 +157,8 @@ COMMANDS: tuple[Command, ...] = (
             "Run forward until COND (an expression as in 'break ... if', over cycle, row, queue, constants and "
             "the data symbols) holds, and stop there.  It is evaluated only where it can change: if it names "
             "only data symbols and constants, after each SRAM write to those symbols commits; otherwise also at "
-            "the start of every cycle in which an instruction issues.  Breakpoints do not stop it; Ctrl-C does.  "
+            "the start of every cycle in which an instruction issues.  An enabled breakpoint or watchpoint reached "
+            "first stops it there (saying so); Ctrl-C does too.  "
             "Example: until any(y[0] > 10), until cycle >= 500.",
             lambda d, a: d.until(a), "cond", moves=True),
     Command("goto", ("g",), "goto CYCLE", "go to the start of CYCLE, forwards or backwards",
@@ -161,7 +170,8 @@ COMMANDS: tuple[Command, ...] = (
             lambda d, a: d.back(_count(a, "back")), repeats=True, moves=True),
     Command("break", ("b", "br"), "break WHERE [if COND]", "set a breakpoint",
             "Stop before an instruction issues.  WHERE is a label, FILE:LINE or LINE (of the main file), "
-            "@CYCLE (the start of a cycle), a queue (w3, e0, alu0, mxm1, icu), a unit kind (mem, vxm, mxm, sxm, "
+            "@CYCLE (the start of a cycle), *PC or 'pc PC' (a program row: pc is the index in global issue "
+            "order, as where, disasm and info breakpoints show it, not an address in a queue), a queue (w3, e0, alu0, mxm1, icu), a unit kind (mem, vxm, mxm, sxm, "
             "icu, c2c) or an opcode (vadd, write).  COND is an expression over cycle, row, queue, hits and the "
             "data symbols as numpy arrays, e.g. 'break write if y[0, 0] > 10'.", _break, "breakspec"),
     Command("watch", ("wa",), "watch WHAT [if COND]", "stop when SRAM changes, NaN/Inf appears, or a value passes",
@@ -187,7 +197,10 @@ COMMANDS: tuple[Command, ...] = (
             "info breakpoints: breakpoints and watchpoints: number, enabled, hits, where, condition.\n"
             "info watchpoints: the watchpoints only.\n"
             "info display: the expressions shown after each stop.\n"
-            "info units: each queue with instructions: unit, issued so far / total, its next instruction.\n"
+            "info units [N]: each queue with instructions: unit, issued so far / total, its busy and idle cycles "
+            "so far (a cycle is busy when the queue issues in it, as in stats), its utilisation up to the current "
+            "cycle, a timeline sparkline of the last N cycles (default 64; one mark per cycle, or per bucket of "
+            "cycles with eighth blocks for the busy share, '·' idle) and its next instruction.\n"
             "info vxm: each VXM ALU's last instruction (and when its result is on its stream) and next one.\n"
             "info mxm, info mxm0: each (or one) MXM plane: installed weights (dtype, shape), weight-buffer "
             "rows, pending products (with the cycles they are ready) and the accumulator rows in use.",
@@ -209,17 +222,24 @@ COMMANDS: tuple[Command, ...] = (
             lambda d, a: d.add_display(a), "expr", formats=True),
     Command("undisplay", (), "undisplay [N...]", "stop displaying (all without N)",
             "Delete the numbered displays, or all of them.", lambda d, a: d.undisplay(_numbers(a, "display"))),
-    Command("asm", (), "[asm] INSTRUCTION | .equ NAME, VALUE", "run a typed instruction now; define a constant",
-            "A line whose first word is a mnemonic (vadd.i8 s0e, 1, s2e) is assembled with the image's data "
-            "symbols and constants and the chip config (errors in the assembler's words; the state stays "
+    Command("asm", (), "[asm] INSTRUCTION | .equ NAME, VALUE | .data ...",
+            "run a typed instruction now; define a constant or a tensor",
+            "A line whose first word is a mnemonic (vadd.i8 s0e, 1, s2e) is assembled with the data symbols "
+            "and constants in scope and the chip config (errors in the assembler's words; the state stays "
             "intact), then run at once at the current cycle, at its unit's position.  Stream operands are the "
             "result of an earlier typed instruction on that stream (since the debugger last moved), else the "
             "value the program has passing that position now.  Limits: only MEM (read, write, gather, scatter), "
             "VXM and SXM instructions run; results go to a scratch copy of their streams (print s2e) that later "
             "typed instructions read and the next move clears, never to the program's instructions; an SRAM "
-            "write lands at once and stays while you go forward (going back to before it, or replaying over "
-            "it, drops it); watchpoints do not see typed writes; a pin (@...) is ignored.  '.equ NAME, VALUE' "
-            "(or .set) defines a constant for later typed instructions and conditions.",
+            "write lands at once and stays while you go forward or back to any point at or after it (a replay "
+            "re-applies it); going back to before it, reset or load drops it; watchpoints do not see typed "
+            "writes; a pin (@...) is ignored.  '.equ NAME, VALUE' (or .set) defines a constant for later typed "
+            "instructions and conditions.  Data directives ('.data NAME, ADDRESS, DTYPE, VALUES', "
+            "'.space NAME, ADDRESS, DTYPE, ROWS [, COLS]', '.blob NAME, ADDRESS, DTYPE, ROWS, COLS, \"BASE64\"', "
+            "'.npy NAME, ADDRESS, \"FILE\" [, DTYPE]') are lowered by the assembler (its checks and words: an "
+            "overlap with a symbol in scope is its overlap error) and place the tensor in SRAM now, at the "
+            "current cycle, through the undo log, like a typed write; the symbol then works in print, x, watch, "
+            "conditions and typed instructions until the tensor is dropped.  .space only names the words.",
             _typed, "asm"),
     Command("disasm", ("dis",), "disasm [ROW|@CYCLE|LABEL] [N]", "instructions around a row, in issue order",
             "N rows (default 10) of the issue order around a program row, the first row of a cycle or a label "

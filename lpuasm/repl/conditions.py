@@ -49,7 +49,7 @@ class Conditions:
         if self.row < len(self.program):
             names["queue"] = self.program.config.queues[int(self.program.queue[self.row])]
         names.update(extra or {})
-        syms = [d for d in self.program.image.data if d.name in used and d.name not in (extra or {})]
+        syms = [d for d in self.data_symbols() if d.name in used and d.name not in (extra or {})]
         if syms:
             self._settle()
         for d in syms:

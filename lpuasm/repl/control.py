@@ -38,25 +38,44 @@ class RunControl:
         return self.where()
 
     def step(self, n: int = 1) -> str:
-        """Issue the next *n* instructions (global issue order)."""
+        """Issue the next *n* instructions (global issue order), stopping early
+        at a breakpoint or watchpoint reached on the way (as gdb's step)."""
         self._need()
         if n < 1:
             raise DebugError("step: the count must be at least 1")
         if self.row >= len(self.program):
             raise DebugError("the program has finished (use: reset, back, goto)")
+        start = self.row
         target = min(self.row + n, len(self.program))
+        # never stops before the instruction it steps over: the key starts just before it issues
+        text = self._run_stops((self.cycle, 1, self.row), (self._cycle_at(target), 1, target))
+        if text is not None:
+            done = self.row - start
+            return self._early(text, f"step: stopped after {done} of {n} instruction{'s' * (n != 1)}")
         self._guarded(lambda: self._forward(target))
         self.cycle = self._cycle_at(self.row)
         return self._moved("step")
 
     def tick(self, n: int = 1) -> str:
-        """Advance *n* cycles."""
+        """Advance *n* cycles, stopping early at a breakpoint or watchpoint."""
         self._need()
         if n < 1:
             raise DebugError("cycle: the count must be at least 1")
         if self.cycle >= self.analysis.end:
             raise DebugError("the program has finished (use: reset, back, goto)")
-        return self.goto(min(self.cycle + n, self.analysis.end), reason="cycle")
+        start = self.cycle
+        to = min(self.cycle + n, self.analysis.end)
+        limit = (to, 0, int(np.searchsorted(self.program.cycle, to, "left")))
+        text = self._run_stops(self._resume_key(), limit)
+        if text is not None:
+            done = self.cycle - start
+            return self._early(text, f"cycle: stopped after {done} of {n} cycle{'s' * (n != 1)}")
+        return self.goto(to, reason="cycle")
+
+    def _early(self, text: str, note: str) -> str:
+        """A stop's report, with how far the command got."""
+        head, _, where = text.rpartition("\n")
+        return f"{head}\n{note}\n{where}"
 
     def goto(self, cycle: int, reason: str = "goto") -> str:
         """Go to the start of *cycle*, forwards or backwards."""
@@ -66,7 +85,7 @@ class RunControl:
             raise DebugError(f"goto: cycle {cycle} is outside the program (0..{end})")
         target = int(np.searchsorted(self.program.cycle, cycle, "left"))
         if cycle < self.cycle or target < self.row:
-            self._rewind(target)
+            self._rewind(target, cycle)
         else:
             self._guarded(lambda: self._forward(target))
         self.cycle = cycle
@@ -108,21 +127,39 @@ class RunControl:
         n = len(self.program)
         if self.row >= n and self.cycle >= self.analysis.end:
             raise DebugError("the program has finished (use: reset, back, goto)")
-        # as gdb, resuming never stops before the instruction it resumes at (but a fresh start, or a
-        # stop at a watchpoint, which happens before the rows of its cycle, may)
+        text = self._run_stops(self._resume_key(), None)
+        if text is not None:
+            return text
+        self._guarded(lambda: self._forward(n))
+        self.cycle = self.analysis.end
+        return self._moved("end of program")
+
+    def _resume_key(self) -> tuple[int, int, int]:
+        """Where a run resumes: as gdb, never stopping before the instruction it
+        resumes at (but a fresh start, or a stop at a watchpoint, which happens
+        before the rows of its cycle, may)."""
+        n = len(self.program)
         at_row = self.row < n and self._cycle_at(self.row) == self.cycle
         resumed = at_row and self.stop_reason != "start of program" and not self._watch_stop
-        key = (self.cycle, 1 if resumed else 0, self.row)
+        return (self.cycle, 1 if resumed else 0, self.row)
+
+    def _arm_watches(self) -> None:
         for w in self.watchpoints:
             if w.enabled and w.region is not None:
                 w.last = self._region_value(w)
+
+    def _run_stops(self, key, limit, arm: bool = True) -> str | None:
+        """Run forward from position *key* through every breakpoint or
+        watchpoint event up to position *limit* (None: no limit); at the first
+        that stops, stand there and return its report, else return None (the
+        position is then at the last event checked, at or before *limit*)."""
+        if arm:
+            self._arm_watches()
         self.typed_streams = {}
         while True:
             hit = self._next_event(key)
-            if hit is None:
-                self._guarded(lambda: self._forward(n))
-                self.cycle = self.analysis.end
-                return self._moved("end of program")
+            if hit is None or (limit is not None and hit[0] > limit):
+                return None
             key, items = hit
             cyc, _, row = key
             self._guarded(lambda: self._forward(row))
@@ -198,19 +235,27 @@ class RunControl:
             raise DebugError("the program has finished (use: reset, back, goto)")
         if self._eval(cond, None, "until"):
             raise DebugError(f"'{cond}' holds already at cycle {self.cycle}")
-        syms = [d for d in p.image.data if d.name in used]
+        syms = [d for d in self.data_symbols() if d.name in used]
         parts = [self._writers(d)[0] for d in syms]
         if used & {"cycle", "row", "queue"} or not syms:
             parts += [p.cycle[self.row:], np.array([a.end])]
         cycles = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
         cycles = cycles[(cycles > self.cycle) & (cycles <= a.end)]
-        self.typed_streams = {}
+        key = self._resume_key()
+        self._arm_watches()
         for c in cycles.tolist():
             target = int(np.searchsorted(p.cycle, c, "left"))
+            stop = self._run_stops(key, (c, 0, target), arm=False)  # breakpoints and watchpoints first
+            if stop is not None:
+                return self._early(stop, f"until: stopped before '{cond}' held")
+            key = (c, 0, target)
             self._guarded(lambda: self._forward(target))
             self.cycle = c
             if self._eval(cond, None, "until"):
                 return self._moved(f"until {cond}")
+        stop = self._run_stops(key, (a.end, 1, len(p)), arm=False)
+        if stop is not None:
+            return self._early(stop, f"until: stopped before '{cond}' held")
         self._guarded(lambda: self._forward(len(p)))
         self.cycle = a.end
         self._moved("end of program")

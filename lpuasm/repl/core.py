@@ -57,6 +57,7 @@ class Debugger(RunControl, History, Stops, Conditions, Examine, PositionViews):
         self._next_display = 1
         self.equs: dict[str, int | float] = {}  # .equ typed at the prompt
         self.typed_streams: dict = {}  # (direction, index) -> byte plane: results of typed instructions
+        self.injections: list = []  # typed SRAM changes and data directives (history._Injection)
         self._watch_stop = False
         self._next_bp = 1
         self._interrupt = False
@@ -105,6 +106,7 @@ class Debugger(RunControl, History, Stops, Conditions, Examine, PositionViews):
         self.snapshot_every = self.snapshot_every_wanted or int(min(4096, max(256, n // 256)))
         self._queue_rows = [np.nonzero(program.queue == q)[0] for q in range(len(config.queues))]
         self.breakpoints = [self._rebind(b) for b in self.breakpoints]
+        self.injections = []
         self.watchpoints = [self._rebind_watch(w) for w in self.watchpoints]
         self._fresh()
         msg = (f"{name}: {n} instructions on {len(image.text)} queues, {analysis.end} cycles, chip {config.name}")
@@ -129,8 +131,9 @@ class Debugger(RunControl, History, Stops, Conditions, Examine, PositionViews):
         self.typed_streams = {}
 
     def reset(self) -> str:
-        """Back to cycle 0."""
+        """Back to cycle 0, dropping what was typed at the prompt into SRAM."""
         self._need()
+        self.injections = []
         self._rewind(0)
         self.cycle = self._cycle_at(0)
         self.stop_reason = "start of program"
@@ -139,8 +142,14 @@ class Debugger(RunControl, History, Stops, Conditions, Examine, PositionViews):
         return self.where()
 
     # ---- completion data -----------------------------------------------------------------------------
+    def data_symbols(self) -> list:
+        """The image's data symbols and those defined at the prompt (.data, .space, .blob)."""
+        if self.program is None:
+            return []
+        return [*self.program.image.data, *(i.symbol for i in self.injections if i.symbol is not None)]
+
     def symbol_names(self) -> list[str]:
-        return [d.name for d in self.program.image.data] if self.program else []
+        return [d.name for d in self.data_symbols()]
 
     def label_names(self) -> list[str]:
         return [lb.name for lb in self.program.image.labels] if self.program else []

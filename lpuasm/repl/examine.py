@@ -71,13 +71,13 @@ class Examine:
     def _region(self, expr: str, fmt: str | None, who: str):
         """A data symbol or SRAM words: (DataSymbol, numpy index or None, label)."""
         name, index = _split_subscript(expr)
-        sym = next((d for d in self.program.image.data if d.name == name), None)
+        sym = next((d for d in self.data_symbols() if d.name == name), None)
         cfg = self.program.config
         if sym is None:
             a = _ADDR_RE.match(name)
             if a is None:
                 raise DebugError(f"no data symbol '{name}'" + _hint(did_you_mean(
-                    name, [d.name for d in self.program.image.data])))
+                    name, [d.name for d in self.data_symbols()])))
             east, slice_, bank = a.group(1).lower() == "e", int(a.group(2)), int(a.group(3))
             if slice_ >= cfg.mem_slices_per_hemisphere or bank >= cfg.banks_per_slice:
                 raise DebugError(f"no SRAM slice {a.group(1).upper()}{slice_}.b{bank} on chip {cfg.name}")

@@ -13,6 +13,13 @@ costs at most ``snapshot_every`` rows of simulation.  Memory: the snapshots and
 undo log are kept under ``history_bytes`` (default 256 MiB) by dropping the
 oldest snapshot and its segment; going back before the oldest kept snapshot
 starts again from the image (slower, never wrong).
+
+What is typed at the prompt and changes SRAM (a typed ``write``/``scatter``, a
+``.data``/``.blob`` directive) is an *injection*: recorded with the position
+(row, cycle) it was made at and re-applied whenever a replay passes that
+position, so it survives going back to any point at or after it; going back to
+before it (or ``reset``, ``load``) drops it, and with it the symbol a directive
+defined.
 """
 
 from __future__ import annotations
@@ -36,6 +43,19 @@ class _Snapshot:
     undo: list = field(default_factory=list)  # SRAM writes since this snapshot: (where, old, vwhere, oldvalid)
     undo_bytes: int = 0
     state_bytes: int = 0
+
+
+@dataclass
+class _Injection:
+    """An SRAM change typed at the prompt at position (row, cycle): ``writes``
+    are (where, values) for the engine's write path; ``symbol`` a data symbol
+    it defines (``.data``, ``.space``, ``.blob``)."""
+
+    row: int
+    cycle: int
+    writes: list = field(default_factory=list)
+    symbol: object = None
+    applied: bool = False
 
 
 class History:
@@ -63,8 +83,30 @@ class History:
             oldest = self.snap_rows.pop(0)
             del self.snaps[oldest]
 
-    def _rewind(self, target: int) -> None:
-        """Go back to the state where rows < *target* have issued."""
+    def _inject(self, inj: _Injection) -> None:
+        """Make a typed SRAM change now, and keep it for replays."""
+        self.injections.append(inj)
+        self._apply_injection(inj)
+
+    def _apply_injection(self, inj: _Injection) -> None:
+        eng = self.engine
+        eng._commit(inj.cycle)
+        for where, values in inj.writes:  # lands now, through the write path (and so the undo log)
+            eng._queue_write(inj.cycle, where, values)
+            eng._commit(inj.cycle)
+        inj.applied = True
+
+    def _apply_injections_at(self, row: int) -> None:
+        for inj in self.injections:
+            if not inj.applied and inj.row == row:
+                self._apply_injection(inj)
+
+    def _rewind(self, target: int, cycle: int | None = None) -> None:
+        """Go back to the state where rows < *target* have issued (at *cycle*,
+        default the cycle row *target* issues): typed changes made after that
+        position are dropped, the others replayed."""
+        pos = (target, self._cycle_at(target) if cycle is None else cycle)
+        self.injections = [i for i in self.injections if (i.row, i.cycle) <= pos]
         sram, valid = self.engine.sram, self.engine.valid
         base = [r for r in self.snap_rows if r <= target]
         if not base:
@@ -85,17 +127,24 @@ class History:
             self.engine.undo = snap.undo
             self._current = snap
             self.row = s
+        for inj in self.injections:  # the segments undone held those at or after the base snapshot
+            if not base or inj.row >= self.row:
+                inj.applied = False
         self._run_to(target, interruptible=False)
 
     def _run_to(self, target: int, interruptible: bool = True) -> None:
         """Issue rows up to *target* (exclusive), taking snapshots on the way.
         A violation leaves the position just before the row that fails."""
         every = self.snapshot_every
-        while self.row < target:
+        while True:
+            self._apply_injections_at(self.row)
+            if self.row >= target:
+                break
             if interruptible and self._interrupt:
                 self._interrupt = False
                 raise _Interrupted()
-            stop = min(target, (self.row // every + 1) * every)
+            stop = min(target, (self.row // every + 1) * every,
+                       *(i.row for i in self.injections if not i.applied and i.row > self.row))
             start = self.row
             try:
                 self.engine.run_rows(start, stop)
@@ -111,6 +160,7 @@ class History:
     def _locate_error(self, stop: int) -> None:
         """From a good state, issue one row at a time until one fails."""
         while self.row < stop:
+            self._apply_injections_at(self.row)
             try:
                 self.engine.run_rows(self.row, self.row + 1)
             except SimError:

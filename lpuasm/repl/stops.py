@@ -189,7 +189,8 @@ class Stops:
 
     # ---- breakpoints ---------------------------------------------------------------------------
     def add_breakpoint(self, spec: str, condition: str | None = None) -> str:
-        """``break SPEC [if COND]``: SPEC is ``@CYCLE``, ``FILE:LINE``, ``LINE``,
+        """``break SPEC [if COND]``: SPEC is ``@CYCLE``, ``*PC`` or ``pc PC`` (a
+        program row: the index in global issue order), ``FILE:LINE``, ``LINE``,
         a mnemonic, a queue (``w3``, ``alu0``), a unit kind (``mem``) or a label."""
         self._need()
         if condition is not None:
@@ -211,6 +212,14 @@ class Stops:
         if spec.startswith("@") or spec.startswith("cycle="):
             c = _int(spec.split("@", 1)[1] if spec.startswith("@") else spec[6:], "cycle")
             return dataclasses.replace(bp, rows=None, cycle=c, what=f"at cycle {c}")
+        m = re.fullmatch(r"(?:\*|pc\s+|pc=)\s*(\S+)", spec, re.IGNORECASE)
+        if m:  # a pc: a program row, the index in global issue order (as disasm and where show it)
+            r = _int(m.group(1), "break pc")
+            if not 0 <= r < len(p):
+                raise DebugError(f"break: pc {r} is outside the program (rows 0..{len(p) - 1} in issue order)")
+            return dataclasses.replace(bp, rows=np.array([r], np.int64), cycle=None,
+                                       what=f"pc {r} (cycle {int(p.cycle[r])}, "
+                                            f"{cfg.queues[int(p.queue[r])]}: {p.text(r)})")
         m = re.fullmatch(r"(?:(.+):)?(\d+)", spec)
         if m:
             file, line = m.group(1), int(m.group(2))

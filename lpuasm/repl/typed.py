@@ -19,7 +19,10 @@ VXM and SXM handlers), "issued" at the current cycle at its unit's position:
   program's own instructions never see their stream results;
 * an SRAM write (``write``, ``scatter``) lands now, through the engine's
   write path, so it is in the undo log: the program sees it from here on, and
-  going back to before it (or replaying over it) drops it.
+  going back to before it drops it, while a replay over it re-applies it
+  (an injection: :mod:`.history`);
+* a data directive (``.data``, ``.space``, ``.blob``, ``.npy``) is lowered by
+  the assembler after the symbols in scope and placed in SRAM the same way.
 
 Only MEM (read, write, gather, scatter), VXM and SXM instructions run: MXM
 state changes (lw, iw, abc, acc) would need the weight and product queues to be
@@ -41,6 +44,7 @@ from ..program import load_program
 from ..sim import SimError
 from .core import Debugger
 from .errors import DebugError
+from .history import _Injection
 from .notation import _format
 
 RUNNABLE = ("mem", "vxm", "sxm")
@@ -58,7 +62,7 @@ def is_typed(line: str) -> bool:
 def _context(d: Debugger, skip: str | None = None) -> tuple[str, dict]:
     """Source declaring the image's data symbols, and the constants as defines."""
     lines = [f".space {s.name}, {isa.addr_name(s.addr)}, {s.dtype}, {s.rows}, {s.cols}"
-             for s in d.program.image.data]
+             for s in d.data_symbols()]
     defines = {c.name: c.value for c in d.program.image.consts}
     defines.update(d.equs)
     defines.pop(skip, None)
@@ -168,20 +172,26 @@ class _Shim(_Engine):
         self._captured["planes"] = np.asarray(planes)
 
     def _queue_write(self, commit, where, values) -> None:
-        # lands now, through the live engine's write path (and so its undo log)
-        self.live._queue_write(self.d.cycle, where, values)
-        self.live._commit(self.d.cycle)
+        # lands now, through the live engine's write path (and so its undo log); replays re-apply it
+        self.d._inject(_Injection(self.d.row, self.d.cycle, [(where, values)]))
         h, sl, b, off = where
         first = int(np.ravel(off)[0])
         self._captured["written"] = (isa.addr_name(isa.addr_code(bool(h[0]), int(sl[0]), int(b[0]), first)),
                                      np.asarray(self.live.sram[int(h[0]), int(sl[0]), int(b[0]), first]))
 
 
+DATA_DIRECTIVES = (".data", ".space", ".blob", ".npy")
+
+
 def _directive(d: Debugger, text: str) -> str:
-    """``.equ NAME, VALUE`` (or ``.set``): a constant for later typed instructions and conditions."""
+    """``.equ NAME, VALUE`` (or ``.set``): a constant for later typed
+    instructions and conditions; ``.data``, ``.space``, ``.blob``, ``.npy``: a
+    tensor placed in SRAM now (:func:`_data_directive`)."""
     word = text.split()[0].lower()
+    if word in DATA_DIRECTIVES:
+        return _data_directive(d, text, word)
     if word not in (".equ", ".set"):
-        raise DebugError(f"only .equ and .set work at the prompt ('{word}' does not)")
+        raise DebugError(f"only .equ, .set, {', '.join(DATA_DIRECTIVES)} work at the prompt ('{word}' does not)")
     rest = text[len(word):].strip()
     name = rest.split(",", 1)[0].strip()
     if not name or "," not in rest:
@@ -192,3 +202,33 @@ def _directive(d: Debugger, text: str) -> str:
         raise DebugError(f"{word}: '{name}' was not defined")
     d.equs[name] = value
     return f"{name} = {value}"
+
+
+def _data_directive(d: Debugger, text: str, word: str) -> str:
+    """A data directive, lowered by the assembler (after the data symbols in
+    scope, so a clash or an overlap is its error), then placed in SRAM at the
+    current cycle through the engine's write path: an injection
+    (:mod:`.history`), so going back to before it removes the tensor and the
+    symbol.  ``.space`` only defines the symbol (its words keep what they hold)."""
+    asm = _assemble(d, text)
+    known = set(d.symbol_names())
+    new = [s for s in asm.image.data if s.name not in known]
+    if len(new) != 1:
+        raise DebugError(f"{word}: defined no data symbol")
+    sym = new[0]
+    cfg = d.program.config
+    n = sym.words_per_plane(cfg.lanes)
+    writes = []
+    if sym.init is not None:
+        for plane in range(sym.planes):
+            east, slice_, bank, offset = isa.addr_parts(sym.plane_addr(plane))
+            where = (np.full(n, int(east)), np.full(n, slice_), np.full(n, bank), np.arange(offset, offset + n))
+            writes.append((where, np.ascontiguousarray(sym.init[plane * n:(plane + 1) * n])))
+    d._settle()
+    d._inject(_Injection(d.row, d.cycle, writes, sym))
+    off = isa.addr_parts(sym.addr)[3]
+    span = isa.addr_name(sym.addr).split("[")[0] + f"[{off}:{off + n}]"
+    if sym.planes > 1:
+        span += f" and the next {sym.planes - 1} slice{'s' * (sym.planes > 2)} (its byte planes)"
+    what = (f"placed at cycle {d.cycle}" if writes else "reserved (its words keep what they hold)")
+    return f"{sym.name} ({sym.dtype}, {sym.rows}x{sym.cols}) at {span}: {what}"

@@ -74,18 +74,35 @@ class PositionViews:
             chain = fr.parent
         return "\n".join(out)
 
-    def info_units(self) -> str:
-        """Each queue with instructions: issued so far, total, and its next instruction."""
+    def info_units(self, window: int = 64) -> str:
+        """Each queue with instructions: issued so far / total, its busy and
+        idle cycles so far (a cycle is busy when the queue issues in it, as in
+        ``stats``), its utilisation up to now, a sparkline of the last *window*
+        cycles, and its next instruction."""
         self._need()
-        p = self.program
-        lines = ["queue  unit  issued/total  next"]
+        if window < 1:
+            raise DebugError("info units: the window must be at least 1 cycle")
+        p, now = self.program, self.cycle
+        lo = max(0, now - window)
+        width = len(_sparkline(np.zeros(0, np.int64), lo, now, min(now - lo, _SPARK_WIDTH)))
+        lines = [f"units at cycle {now}: busy = cycles with an issue; "
+                 f"timeline of cycles {lo}..{max(now - 1, lo)} ({_per_char(now - lo, width)}; "
+                 f"{_SPARK[-1]} all busy, {_IDLE} idle)",
+                 "queue  unit  issued/total  busy  idle   util  timeline" + " " * max(0, width - 8) + "  next"]
         for q, rows in enumerate(self._queue_rows):
             if not len(rows):
                 continue
             done = int(np.searchsorted(rows, self.row, "left"))
+            busy_at = np.unique(p.cycle[rows[:done]])
+            busy_at = busy_at[busy_at < now]  # issued before this cycle (rows issued at "now" are not done)
+            busy = len(busy_at)
+            idle = now - busy
+            util = f"{100 * busy / now:5.1f}%" if now else "    -"
+            spark = _sparkline(busy_at, lo, now, width)
             nxt = "done" if done >= len(rows) else f"@{int(p.cycle[rows[done]])} {p.text(int(rows[done]))}"
             name = p.config.queues[q]
-            lines.append(f"{name:<6} {p.config.unit_of_queue(q):<5} {f'{done}/{len(rows)}':>12}  {nxt}")
+            lines.append(f"{name:<6} {p.config.unit_of_queue(q):<5} {f'{done}/{len(rows)}':>12} {busy:>5} "
+                         f"{idle:>5} {util}  {spark:<{max(width, 8)}}  {nxt}")
         return "\n".join(lines)
 
     def stats(self) -> str:
@@ -198,3 +215,29 @@ class PositionViews:
         except OSError as e:
             raise DebugError(f"cannot write {path}: {e.strerror}") from None
         return f"wrote {path}: {self.row} instruction{'s' * (self.row != 1)} issued up to cycle {self.cycle}"
+
+
+_SPARK = "▁▂▃▄▅▆▇█"
+_IDLE = "·"
+_SPARK_WIDTH = 32
+
+
+def _per_char(span: int, width: int) -> str:
+    if width == 0:
+        return "none yet"
+    per = -(-span // width)
+    return "1 cycle a mark" if per == 1 else f"{per} cycles a mark"
+
+
+def _sparkline(busy_at: np.ndarray, lo: int, hi: int, width: int) -> str:
+    """One mark per bucket of cycles lo..hi-1: idle, or eighths of the bucket busy."""
+    if width == 0:
+        return ""
+    per = -(-(hi - lo) // width)
+    edges = np.arange(lo, hi, per)
+    counts = np.histogram(busy_at, bins=np.append(edges, hi))[0] if len(busy_at) else np.zeros(len(edges), int)
+    sizes = np.diff(np.append(edges, hi))
+    out = []
+    for c, n in zip(counts.tolist(), sizes.tolist()):
+        out.append(_IDLE if c == 0 else _SPARK[max(0, -(-c * 8 // n) - 1)])
+    return "".join(out)
