@@ -71,6 +71,7 @@ def assemble(text: str, filename: str = "<input>", config: ChipConfig | None = N
     lowerer.lower_file(asm.statements, path)
     asm.ir = lowerer.finish()
     diags.check()
+    asm.warnings = [d for d in diags.items if d.severity == "warning"]
     if stop_after == "lower":
         return asm
     asm.cycles = schedule(asm.ir, diags)

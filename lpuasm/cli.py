@@ -216,6 +216,8 @@ def cmd_expand(args) -> int:
             raise LpuError(f"-I {d}: not a directory")
     asm = assemble_file(args.file, config=_load_config(args.config), include_dirs=args.include,
                         defines=_defines(args), stop_after="lower")
+    for w in asm.warnings:
+        print(w.render(asm.sources), file=sys.stderr)
     text = expanded_text(asm.ir, Path(args.file).name)
     if args.output:
         _write_text(args.output, text)

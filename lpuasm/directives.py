@@ -9,6 +9,7 @@ DIRECTIVES: dict[str, tuple[str, str]] = {
     "equ": ("NAME, VALUE", "define a constant"),
     "set": ("NAME, VALUE", "define or redefine a variable constant"),
     "include": ("\"FILE\"", "assemble FILE here (searched beside this file, then -I dirs, then the stdlib)"),
+    "once": ("", "include this file at most once: a later '.include' of it is skipped (an include guard)"),
     "data": ("NAME, ADDRESS, DTYPE, VALUES", "place a tensor given as a list (or list of rows) in SRAM"),
     "npy": ("NAME, ADDRESS, \"FILE.npy\" [, DTYPE]", "place a tensor loaded from a .npy file in SRAM"),
     "blob": ("NAME, ADDRESS, DTYPE, ROWS, COLS, \"BASE64\"",
@@ -26,6 +27,8 @@ DIRECTIVES: dict[str, tuple[str, str]] = {
     "elif": ("CONDITION", "else, assemble the lines that follow if CONDITION is not 0"),
     "else": ("", "else, assemble the lines up to '.endif'"),
     "endif": ("", "end an '.if' block"),
+    "error": ("\"MESSAGE\" [, VALUE]...", "report an error at this line ('{}' in MESSAGE: the next VALUE)"),
+    "warning": ("\"MESSAGE\" [, VALUE]...", "report a warning at this line ('{}' in MESSAGE: the next VALUE)"),
 }
 
 #: Directives the grammar accepts that are not implemented yet (none at present).

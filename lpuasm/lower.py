@@ -19,12 +19,12 @@ from . import isa
 from .config import ChipConfig
 from .diagnostics import Diagnostic, Diagnostics, LpuError, did_you_mean
 from .directives import DIRECTIVES
-from .expr import BUILTIN_CONSTANTS, ExprError, evaluate
+from .expr import BUILTIN_CONSTANTS, OPERAND_FUNCTIONS, ExprError, check_call_args, evaluate
 from .datadirs import SLICE_RE, DataDirectives
 from .image import DataSymbol
 from .ir import IR, PIN_ABS, PIN_NONE, PIN_REL, IRBuilder
 from .macros import Abort, MacroExpansion, structure
-from .syntax import Directive, Indexed, Instruction, KwArg, Label, ListLit, Name, Span, Str
+from .syntax import Call, Directive, Indexed, Instruction, KwArg, Label, ListLit, Name, Num, Span, Str
 
 STREAM_RE = re.compile(r"s(\d+)([ew])$", re.I)
 PLANE_RE = re.compile(r"(%?[A-Za-z_][A-Za-z0-9_]*(?:\$[0-9]+)*)\.p(\d+)$")
@@ -37,6 +37,9 @@ UNIT_RES = {
 RESERVED_RE = re.compile(r"(s\d+[ew]|[we]\d+|alu\d+|mxm\d+|c2c\d+|sxm[we]|icu|i8|i16|i32|f16|f32)$", re.I)
 _UNIT_WORDS = {"alu": ("an ALU", "alu"), "plane": ("an MXM plane", "mxm"), "link": ("a C2C link", "c2c"),
                "sxm": ("an SXM", "sxm")}
+#: the operand function that computes a unit operand: alu(k), mxm(p), c2c(l), sxm(d)
+_UNIT_FUNCS = {"alu": "alu", "mxm": "plane", "c2c": "link", "sxm": "sxm"}
+_QUEUE_HINT = "queues are icu, w0.., e0.., alu0.., mxm0.., sxmw, sxme, c2c0..; or queue(ADDRESS), alu(K), mxm(K), sxm(D), c2c(K)"
 MAX_INCLUDE_DEPTH = 64
 
 
@@ -68,6 +71,7 @@ class Lowerer(MacroExpansion, DataDirectives):
         self.last_row_of_queue: dict[int, tuple[isa.Instr, int]] = {}  # queue -> (row, word)
         self.loc_override: tuple[str, int, int] | None = None
         self.include_stack: list[Path] = []
+        self.once_files: set[Path] = set()  # files that said '.once'
         self.init_macros()
         self.predefined = {
             "LANES": config.lanes,
@@ -157,7 +161,18 @@ class Lowerer(MacroExpansion, DataDirectives):
     def value(self, node, what: str = "a number") -> int | float:
         if isinstance(node, (Str, ListLit, KwArg, Indexed)):
             self.fail(f"expected {what}", node.span)
-        return evaluate(node, self.lookup)
+        return evaluate(node, self.lookup, self.special_call)
+
+    def special_call(self, node: Call) -> int:
+        """The functions of expr.CONTEXT_FUNCTIONS: ``defined(NAME)``."""
+        arg = node.args[0]
+        if not isinstance(arg, Name):
+            raise ExprError("defined() takes a name", arg.span,
+                            "a macro parameter or loop variable is replaced by its argument first")
+        name = arg.name
+        return int(name in self.consts or name in self.predefined or name in BUILTIN_CONSTANTS
+                   or name in self.data or name in self.labels or name in self.pending_labels
+                   or name in self.macros)
 
     def integer(self, node, what: str = "an integer", lo: int | None = None, hi: int | None = None) -> int:
         v = self.value(node, what)
@@ -266,6 +281,8 @@ class Lowerer(MacroExpansion, DataDirectives):
         if not isinstance(st.args[0], Str):
             self.fail("expected a file name string", st.args[0].span)
         path = self.resolve_path(st.args[0].value, st.args[0].span, stdlib=True)
+        if path.resolve() in self.once_files:
+            return  # included before, and it said '.once'
         if path.resolve() in self.include_stack:
             chain = " -> ".join(p.name for p in self.include_stack + [path])
             self.fail(f"include cycle: {chain}", st.span)
@@ -290,6 +307,52 @@ class Lowerer(MacroExpansion, DataDirectives):
             self.lower_file(statements, path)
         finally:
             self.diags.context.pop()
+
+    def d_once(self, st: Directive) -> None:
+        self.nargs(st, 0, 0, "no arguments")
+        if self.depth:
+            self.fail("'.once' cannot be used in a macro (put it at the top of the file)", st.span)
+        if self.include_stack:
+            self.once_files.add(self.include_stack[-1])
+
+    def d_error(self, st: Directive) -> None:
+        self.diags.error(self.user_message(st), st.span)
+
+    def d_warning(self, st: Directive) -> None:
+        d = Diagnostic("warning", self.user_message(st), st.span, None, self.diags.context[::-1])
+        self.diags.items.append(d)
+
+    def user_message(self, st: Directive) -> str:
+        """The text of ``.error "MESSAGE" [, VALUE]...``: each ``{}`` of MESSAGE
+        replaced by the next VALUE."""
+        if not st.args or not isinstance(st.args[0], Str):
+            self.fail(f"'.{st.name}' expects {DIRECTIVES[st.name][0]}", st.span)
+        for a in st.args:
+            if isinstance(a, KwArg):
+                self.fail(f"'.{st.name}' takes no keyword arguments", a.span)
+        text, values = st.args[0].value, st.args[1:]
+        holes = text.count("{}")
+        if holes != len(values):
+            self.fail(f"the message has {holes} '{{}}' placeholder{'s' * (holes != 1)} but {len(values)} "
+                      f"value{'s' * (len(values) != 1)} follow{'s' * (len(values) == 1)}", st.span)
+        parts = text.split("{}")
+        out = [parts[0]]
+        for v, part in zip(values, parts[1:]):
+            out += [self.show(v), part]
+        return "".join(out)
+
+    def show(self, node) -> str:
+        """An operand as text for a message: a number's value; a name that is not a
+        constant (a stream, unit, data symbol...) or a string as written."""
+        if isinstance(node, Str):
+            return node.value
+        if isinstance(node, Name) and not (node.name in self.consts or node.name in self.predefined
+                                           or node.name in BUILTIN_CONSTANTS):
+            return node.name
+        if isinstance(node, Indexed):
+            return f"{node.base}[{self.show(node.index)}]"
+        v = self.value(node, "a value")
+        return repr(v) if isinstance(v, float) else str(v)
 
     # ---- instructions -----------------------------------------------------------------
     def instruction(self, st: Instruction) -> None:
@@ -370,7 +433,8 @@ class Lowerer(MacroExpansion, DataDirectives):
         if kind == "stream":
             return self.stream(node), None
         if kind == "src":
-            if isinstance(node, Name) and STREAM_RE.match(node.name):
+            if (isinstance(node, Name) and STREAM_RE.match(node.name)) or \
+                    (isinstance(node, Call) and node.func == "stream"):
                 return self.stream(node), None
             v = self.value(node, "a stream or an immediate")
             dt = dtypes[0] if dtypes else "i32"
@@ -398,13 +462,23 @@ class Lowerer(MacroExpansion, DataDirectives):
             east, slice_, _, _ = isa.addr_parts(code)
             return code, cfg.queue_id(f"{'e' if east else 'w'}{slice_}")
         if kind == "queue":
+            if isinstance(node, Call) and node.func == "queue":
+                q = self.queue_of(node)
+                return q, q
+            if isinstance(node, Call) and node.func in _UNIT_FUNCS:
+                _, q = self.unit_call(node, _UNIT_FUNCS[node.func])
+                return q, q
+            if isinstance(node, Call) and node.func in OPERAND_FUNCTIONS:
+                self.fail(f"{node.func}() names {OPERAND_FUNCTIONS[node.func][0]}, not a queue", node.span,
+                          _QUEUE_HINT)
             if not isinstance(node, Name) or cfg.queue_id(node.name) is None:
                 text = node.name if isinstance(node, Name) else "this"
                 self.fail(f"'{text}' is not a queue of chip '{cfg.name}'", node.span,
-                          did_you_mean(text, cfg.queues) if isinstance(node, Name) else
-                          "queues are icu, w0.., e0.., alu0.., mxm0.., sxmw, sxme, c2c0..")
+                          did_you_mean(text, cfg.queues) if isinstance(node, Name) else _QUEUE_HINT)
             return cfg.queue_id(node.name), cfg.queue_id(node.name)
         if kind in UNIT_RES:
+            if isinstance(node, Call) and _UNIT_FUNCS.get(node.func) == kind:
+                return self.unit_call(node, kind)
             m = UNIT_RES[kind].match(node.name) if isinstance(node, Name) else None
             limit = {"alu": cfg.vxm_alus_per_lane, "plane": cfg.mxm_planes, "link": cfg.c2c_links, "sxm": 2}[kind]
             if m is None or (kind != "sxm" and int(m.group(1)) >= limit):
@@ -420,14 +494,72 @@ class Lowerer(MacroExpansion, DataDirectives):
         return self.integer(node, spec.name, 0, (1 << bits) - 1), None
 
     def stream(self, node) -> int:
-        m = STREAM_RE.match(node.name) if isinstance(node, Name) else None
-        if m is None:
-            self.fail("expected a stream (s0e, s3w, ...)", node.span)
-        index = int(m.group(1))
+        if isinstance(node, Call) and node.func == "stream":
+            check_call_args(node, 2, 2)
+            index = self.integer(node.args[0], "a stream index")
+            d = self.direction(node.args[1])
+            name = f"s{index}{d}"
+        else:
+            m = STREAM_RE.match(node.name) if isinstance(node, Name) else None
+            if m is None:
+                self.fail("expected a stream (s0e, s3w, ...)", node.span)
+            index, d, name = int(m.group(1)), m.group(2).lower(), node.name
         n = self.config.streams_per_direction
-        if index >= n:
-            self.fail(f"stream {node.name} does not exist on chip '{self.config.name}' (streams are s0..s{n - 1}, e or w)", node.span)
-        return isa.stream_code(index, m.group(2).lower() == "w")
+        if not 0 <= index < n:
+            self.fail(f"stream {name} does not exist on chip '{self.config.name}' (streams are s0..s{n - 1}, e or w)", node.span)
+        return isa.stream_code(index, d == "w")
+
+    def direction(self, node) -> str:
+        """The direction argument of stream() and sxm(): ``e`` or ``w`` (as a name),
+        or a compile-time value, 1 for east and 0 for west."""
+        if isinstance(node, Name) and node.name.lower() in ("e", "w"):
+            return node.name.lower()
+        v = self.value(node, "a direction")
+        if v not in (0, 1):
+            self.fail(f"expected a direction: e or w, or 1 (east) or 0 (west), got {v:g}", node.span)
+        return "e" if v else "w"
+
+    def unit_call(self, node: Call, kind: str) -> tuple[int, int]:
+        """``alu(k)``, ``mxm(p)``, ``c2c(l)``, ``sxm(d)``: (field value, queue id)."""
+        check_call_args(node, 1, 1)
+        cfg = self.config
+        what, prefix = _UNIT_WORDS[kind]
+        if kind == "sxm":
+            d = self.direction(node.args[0])
+            return int(d == "e"), cfg.queue_id(f"sxm{d}")
+        k = self.integer(node.args[0], "a unit index")
+        limit = {"alu": cfg.vxm_alus_per_lane, "plane": cfg.mxm_planes, "link": cfg.c2c_links}[kind]
+        if not 0 <= k < limit:
+            self.fail(f"expected {what} ({prefix}0..{prefix}{limit - 1}), got {node.func}({k})", node.span)
+        return k, cfg.queue_id(f"{prefix}{k}")
+
+    def queue_of(self, node: Call) -> int:
+        """``queue(ADDRESS [, PLANE])``: the queue of the slice that holds ADDRESS, or
+        byte plane PLANE of it (the slice PLANE slices further on)."""
+        check_call_args(node, 1, 2)
+        addr = node.args[0]
+        if not isinstance(addr, (Name, Indexed)):
+            self.fail("queue() takes an SRAM address (a data symbol, or a parameter bound to an address)",
+                      addr.span)
+        if len(node.args) == 2:
+            k = self.integer(node.args[1], "byte plane", 0)
+            if k:
+                addr = self.plane_shifted(addr, k, node.span)
+        east, slice_, _, _ = isa.addr_parts(self.address(addr))
+        return self.config.queue_id(f"{'e' if east else 'w'}{slice_}")
+
+    @staticmethod
+    def plane_shifted(node, k: int, span: Span):
+        """The address *k* byte planes (slices) after *node*, blamed on *span*:
+        ``x`` -> ``x.pk[0]``, ``x.p1[i]`` -> ``x.p(1+k)[i]``, ``W3.b0[i]`` -> ``W(3+k).b0[i]``."""
+        if isinstance(node, Name):
+            return Indexed(f"{node.name}.p{k}", Num(0, span), span)
+        m = SLICE_RE.match(node.base)
+        if m:
+            return Indexed(f"{m.group(1)}{int(m.group(2)) + k}.b{m.group(3)}", node.index, span)
+        m = PLANE_RE.match(node.base)
+        base, plane = (m.group(1), int(m.group(2))) if m else (node.base, 0)
+        return Indexed(f"{base}.p{plane + k}", node.index, span)
 
     def address(self, node) -> int:
         if isinstance(node, Indexed) and SLICE_RE.match(node.base):

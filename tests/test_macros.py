@@ -16,6 +16,13 @@ def image(src, name="m.lasm"):
     return assemble(src, name).image
 
 
+def same_lowered(a, b):
+    """Same instruction words, queues and pins after lowering (not scheduled)."""
+    ia, ib = (assemble(x, "m.lasm", stop_after="lower").ir for x in (a, b))
+    for col in ("word", "queue", "pin_kind", "pin"):
+        assert getattr(ia, col).tolist() == getattr(ib, col).tolist(), col
+
+
 def same_program(a, b):
     """Same instruction words and data (the source maps differ)."""
     ia, ib = image(a), image(b)
@@ -367,3 +374,274 @@ def test_expansion_speed_smoke():
     asm = assemble(src, "m.lasm", stop_after="lower")
     assert len(asm.ir) == 800
     assert np.all(asm.ir.loc_chain >= 0)
+
+
+# ---- defined(), .once -------------------------------------------------------------------
+def test_defined_names_constants_symbols_labels_macros():
+    src = HEAD + """\
+.equ C, 3
+here:
+.macro mac
+.endm
+.equ D, defined(C) + 2*defined(buf) + 4*defined(here) + 8*defined(mac) + 16*defined(LANES) + 32*defined(nope)
+.equ E, defined(s3e) + defined(alu1) + defined(E)
+    read buf, s0e
+"""
+    consts = assemble(src, "m.lasm").ir.consts
+    assert consts["D"] == 31 and consts["E"] == 0
+
+
+def test_defined_in_if_and_macros():
+    src = HEAD + """\
+.macro once_only name
+.if defined(name) == 0
+.equ name, 1
+    read buf[1], s0e
+.else
+    read buf[2], s0e
+.endif
+.endm
+    once_only FOO
+    once_only FOO
+.if defined(%t) == 0
+.equ %t, 5
+.endif
+"""
+    flat = HEAD + ".equ FOO, 1\n    read buf[1], s0e\n    read buf[2], s0e\n.equ %t, 5\n"
+    same_program(src, flat)
+
+
+@pytest.mark.parametrize("src, message", [
+    (".equ A, defined(3)\n", "defined() takes a name"),
+    (".equ A, defined(a, b)\n", "defined() takes 1 argument, got 2"),
+    (".equ A, defined()\n", "defined() takes 1 argument, got 0"),
+    (".macro m n\n.equ A, defined(n)\n.endm\n    m 4\n", "defined() takes a name"),
+    (".equ A, defind(A)\n", "unknown function 'defind'"),
+])
+def test_defined_errors(src, message):
+    (d,) = errors(".chip tiny\n" + src)
+    assert d.message == message
+
+
+def write(tmp_path, **files):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+LIB = """\
+; lib.lasm
+.once
+.equ LIB_K, 2
+.macro lib_rd a, s
+    read a[LIB_K], s
+.endm
+"""
+
+
+def test_once_skips_a_second_include(tmp_path):
+    write(tmp_path, **{"lib.lasm": LIB,
+                       "user.lasm": '.once\n.include "lib.lasm"\n.macro user a\n    lib_rd a, s1e\n.endm\n',
+                       "m.lasm": HEAD + '.include "lib.lasm"\n.include "user.lasm"\n.include "./lib.lasm"\n'
+                                        '.include "user.lasm"\n    user buf\n    lib_rd buf, s0e\n'})
+    src = (tmp_path / "m.lasm").read_text()
+    asm = assemble(src, str(tmp_path / "m.lasm"))
+    assert [int(w) >> 8 & 0xFFF for w in asm.ir.word] == [2, 2]
+    # without .once the second include redefines everything
+    (tmp_path / "lib.lasm").write_text(LIB.replace(".once", ""))
+    ds = errors(src, str(tmp_path / "m.lasm"))
+    assert rendered(ds[0]) == ("'LIB_K' is already defined as a constant",
+                               [("previously defined here", 3), ("in file included from here", 2),
+                                ("in file included from here", 4)])
+
+
+def test_once_breaks_a_self_include(tmp_path):
+    write(tmp_path, **{"a.lasm": '.once\n.include "a.lasm"\n.equ A, 1\n',
+                       "b.lasm": '.include "b.lasm"\n'})
+    asm = assemble('.chip tiny\n.include "a.lasm"\n.include "a.lasm"\n.equ B, A\n', str(tmp_path / "m.lasm"),
+                   stop_after="lower")
+    assert asm.ir.consts["B"] == 1
+    (d,) = errors('.chip tiny\n.include "b.lasm"\n', str(tmp_path / "m.lasm"))
+    assert d.message == "include cycle: m.lasm -> b.lasm -> b.lasm"
+
+
+def test_once_errors():
+    ds = errors(".chip tiny\n.macro m\n.once\n.endm\n    m\n.once 1\n")
+    assert [(d.span.line, d.message) for d in ds] == [
+        (3, "'.once' cannot be used in a macro (put it at the top of the file)"),
+        (6, "'.once' expects no arguments")]
+
+
+# ---- .error, .warning ---------------------------------------------------------------------
+GUARD = HEAD + """\
+.macro rd a, rows
+.if rows > 8
+.error "rd: {} rows of '{}' is more than 8 ({} lanes)", rows, a, LANES
+.elif rows > 4
+.warning "rd: {} rows is slow", rows
+.endif
+.for r, 0, min(rows, 8)
+    read a[r], s0e
+.endfor
+.endm
+.macro rd2 a, rows
+    rd a, rows * 2
+.endm
+"""
+
+
+def test_error_directive_reports_with_the_chain():
+    ds = errors(GUARD + "    rd buf, 2\n    rd2 buf, 5\n")
+    assert [rendered(d) for d in ds] == [
+        ("rd: 10 rows of 'buf' is more than 8 (32 lanes)", [("in expansion of macro 'rd'", 14),
+                                                            ("in expansion of macro 'rd2'", 17)])]
+    assert ds[0].severity == "error" and ds[0].span.line == 5 and ds[0].span.col == 1
+    text = LpuError(ds, assemble.__globals__["SourceCache"]()).render()
+    assert text.startswith("m.lasm:5:1: error: rd: 10 rows of 'buf' is more than 8 (32 lanes)\n")
+
+
+def test_warning_directive_is_kept_with_the_chain():
+    asm = assemble(GUARD + "    rd2 buf, 3\n    rd buf, 1\n", "m.lasm")
+    assert [rendered(w) for w in asm.warnings] == [
+        ("rd: 6 rows is slow", [("in expansion of macro 'rd'", 14), ("in expansion of macro 'rd2'", 16)])]
+    assert asm.warnings[0].severity == "warning" and asm.warnings[0].span.line == 7
+    assert len(asm.ir) == 7
+
+
+def test_error_directive_at_top_level_and_in_loops():
+    ds = errors('.chip tiny\n.error "plain"\n.for i, 0, 2\n.error "i = {}", i * 1.5\n.endfor\n')
+    assert [rendered(d) for d in ds] == [
+        ("plain", []),
+        ("i = 0.0", [("in repetition i = 0 of .for", 3)]),
+        ("i = 1.5", [("in repetition i = 1 of .for", 3)])]
+
+
+@pytest.mark.parametrize("src, message", [
+    (".error\n", """'.error' expects "MESSAGE" [, VALUE]..."""),
+    (".warning 3\n", """'.warning' expects "MESSAGE" [, VALUE]..."""),
+    ('.error "a {}"\n', "the message has 1 '{}' placeholder but 0 values follow"),
+    ('.error "a", 1\n', "the message has 0 '{}' placeholders but 1 value follows"),
+    ('.error "a {}", x=1\n', "'.error' takes no keyword arguments"),
+    ('.error "a {}", 1 // 0\n', "division by zero"),
+])
+def test_error_directive_usage(src, message):
+    (d,) = errors(".chip tiny\n" + src)
+    assert d.message == message
+
+
+# ---- operands computed from compile-time values: stream(), queue(), alu()... ------------------
+def test_stream_unit_and_queue_functions():
+    src = HEAD + """\
+.space f, W2.b0[0], f32, 4
+.equ BASE, 4
+.macro op k, d, x
+    read    x, stream(BASE + 2 * k, d)
+    repeat  queue(x), 3, 1, 1
+    vadd.i8 stream(k, e), stream(1, w), stream(k + 1, d), alu(k) @0
+    vcvt.i8.f32 stream(k, 1), stream(4 * k, 0), alu(k + 1) @0
+    nop     mxm(k), 2
+    nop     queue(f, 3), 1
+    acc.i32 mxm(k + 1), stream(0, w), 0 @0
+    shift   stream(0, e), 1, stream(1, e), sxm(d) @0
+    send    stream(2, w), c2c(k - 1) @0
+.endm
+    op 1, e, buf
+    op 2, 0, f.p1[2]
+    op 1, w, W3.b1[4]
+"""
+    flat = HEAD + """\
+.space f, W2.b0[0], f32, 4
+.equ BASE, 4
+    read    buf, s6e
+    repeat  w0, 3, 1, 1
+    vadd.i8 s1e, s1w, s2e, alu1 @0
+    vcvt.i8.f32 s1e, s4w, alu2 @0
+    nop     mxm1, 2
+    nop     w5, 1
+    acc.i32 mxm2, s0w, 0 @0
+    shift   s0e, 1, s1e, sxme @0
+    send    s2w, c2c0 @0
+    read    f.p1[2], s8w
+    repeat  w3, 3, 1, 1
+    vadd.i8 s2e, s1w, s3w, alu2 @0
+    vcvt.i8.f32 s2e, s8w, alu3 @0
+    nop     mxm2, 2
+    nop     w5, 1
+    acc.i32 mxm3, s0w, 0 @0
+    shift   s0e, 1, s1e, sxmw @0
+    send    s2w, c2c1 @0
+    read    W3.b1[4], s6w
+    repeat  w3, 3, 1, 1
+    vadd.i8 s1e, s1w, s2w, alu1 @0
+    vcvt.i8.f32 s1e, s4w, alu2 @0
+    nop     mxm1, 2
+    nop     w5, 1
+    acc.i32 mxm2, s0w, 0 @0
+    shift   s0e, 1, s1e, sxmw @0
+    send    s2w, c2c0 @0
+"""
+    same_lowered(src, flat)
+
+
+def test_queue_function_planes():
+    src = HEAD + """\
+.space f, W2.b0[0], f32, 4
+.macro q a
+    nop queue(a), 1
+    nop queue(a, 2), 1
+.endm
+    q f
+    q f.p1[3]
+    q W4.b1[0]
+    q f[1]
+"""
+    flat = HEAD + ".space f, W2.b0[0], f32, 4\n" + "".join(
+        f"    nop {a}, 1\n    nop {b}, 1\n" for a, b in [("w2", "w4"), ("w3", "w5"), ("w4", "w6"), ("w2", "w4")])
+    same_program(src, flat)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("read buf, stream(16, e)", "stream s16e does not exist on chip 'tiny' (streams are s0..s15, e or w)"),
+    ("read buf, stream(-1, w)", "stream s-1w does not exist on chip 'tiny' (streams are s0..s15, e or w)"),
+    ("read buf, stream(1.5, w)", "expected a stream index, got 1.5"),
+    ("read buf, stream(1, 2)", "expected a direction: e or w, or 1 (east) or 0 (west), got 2"),
+    ("read buf, stream(1, x)", "undefined symbol 'x'"),
+    ("read buf, stream(1)", "stream() takes 2 arguments, got 1"),
+    ("read buf, alu(1)", "expected a stream (s0e, s3w, ...)"),
+    ("vadd.i8 s0e, 1, s1e, alu(4)", "expected an ALU (alu0..alu3), got alu(4)"),
+    ("vadd.i8 s0e, 1, s1e, alu(-1)", "expected an ALU (alu0..alu3), got alu(-1)"),
+    ("vadd.i8 s0e, 1, s1e, mxm(1)", "expected an ALU (alu0..alu3)"),
+    ("vadd.i8 s0e, alu(1), s1e", "alu() names an ALU, not a number"),
+    ("acc.i32 mxm(4), s0w, 0", "expected an MXM plane (mxm0..mxm3), got mxm(4)"),
+    ("send s0w, c2c(2)", "expected a C2C link (c2c0..c2c1), got c2c(2)"),
+    ("shift s0e, 1, s1e, sxm(3)", "expected a direction: e or w, or 1 (east) or 0 (west), got 3"),
+    ("nop queue(3), 1", "queue() takes an SRAM address (a data symbol, or a parameter bound to an address)"),
+    ("nop queue(nope), 1", "undefined data symbol 'nope'"),
+    ("nop queue(buf, 1), 1", "'buf' (i8) has byte plane p0..p0"),
+    ("nop queue(buf, -1), 1", "byte plane -1 is out of range (>= 0)"),
+    ("nop queue(buf, 1, 2), 1", "queue() takes 1 or 2 arguments, got 3"),
+    ("nop stream(1, e), 1", "stream() names a stream, not a queue"),
+    ("nop alu(9), 1", "expected an ALU (alu0..alu3), got alu(9)"),
+    (".equ X, stream(1, e)", "stream() names a stream, not a number"),
+    (".if queue(buf)\n.endif", "queue() names a queue, not a number"),
+])
+def test_operand_function_errors(line, message):
+    (d,) = errors(HEAD + "    " + line + "\n")
+    assert (d.span.line, d.message) == (3, message)
+
+
+def test_operand_function_error_in_a_macro_has_the_chain():
+    src = HEAD + ".macro m a, k\n    nop queue(a, k), 1\n.endm\n    m W7.b0[0], 1\n"
+    (d,) = errors(src)
+    assert rendered(d) == ("slice W8 does not exist on chip 'tiny' (it has W0..W7)",
+                           [("in expansion of macro 'm'", 6)])
+
+
+def test_expand_prints_warnings(tmp_path, capsys):
+    from lpuasm.cli import main
+
+    f = tmp_path / "w.lasm"
+    f.write_text('.chip tiny\n.warning "careful: {}", 3\nnop w0, 1\n')
+    assert main(["expand", str(f)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: careful: 3" in err
