@@ -31,5 +31,5 @@ DIRECTIVES: dict[str, tuple[str, str]] = {
     "warning": ("\"MESSAGE\" [, VALUE]...", "report a warning at this line ('{}' in MESSAGE: the next VALUE)"),
 }
 
-#: Directives the grammar accepts that are not implemented yet (none at present).
+#: Directives the grammar accepts that are not implemented yet.
 RESERVED: tuple[str, ...] = ()
