@@ -72,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE", help="define a constant")
     r.add_argument("--stats", action="store_true", help="print cycles, per-unit utilisation, SRAM traffic, MACs")
     r.add_argument("--json", action="store_true", help="print the statistics as one JSON object")
-    r.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of every issued instruction")
+    r.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the issued instructions")
+    r.add_argument("--trace-limit", type=int, default=200_000, metavar="N",
+                   help="at most N instructions in the trace, the first ones in issue order (default 200000)")
     r.add_argument("--dump", action="append", default=[], metavar="SYMBOL[:FILE.npy]",
                    help="print a data symbol's final tensor, or save it to FILE.npy")
     r.add_argument("--timing-only", action="store_true", help="check the schedule and count cycles without numerics")
@@ -294,7 +296,12 @@ def cmd_run(args) -> int:
         dumps.append((name, out))
     program = load_program(image, cfg)
     if args.trace:
-        _write_text(args.trace, json.dumps(trace(program)))
+        if args.trace_limit < 1:
+            raise LpuError("--trace-limit must be at least 1")
+        _write_text(args.trace, json.dumps(trace(program, limit=args.trace_limit)))
+        if len(program) > args.trace_limit:
+            print(f"lpuasm: the trace holds the first {args.trace_limit} of {len(program)} instructions "
+                  f"(--trace-limit)", file=sys.stderr)
     try:
         result = run(program, timing_only=args.timing_only, allow_uninit=args.allow_uninit,
                      strict_fp=args.strict_fp, max_cycles=args.max_cycles)

@@ -166,3 +166,13 @@ def test_ctrl_c_stops_with_stats(capsys, monkeypatch):
     rc, _, err = run(capsys, "run", "add.lasm")
     assert rc == 130
     assert err.startswith("lpuasm: interrupted") and "cycles              14" in err
+
+
+def test_trace_limit(capsys):
+    write("add.lasm", ADD)
+    rc, _, err = run(capsys, "run", "add.lasm", "--trace", "t.json", "--trace-limit", "2")
+    assert rc == 0
+    assert err == "lpuasm: the trace holds the first 2 of 5 instructions (--trace-limit)\n"
+    trace = json.load(open("t.json"))
+    assert len([e for e in trace["traceEvents"] if e["ph"] == "X"]) == 2
+    assert trace["otherData"]["events_truncated"] is True
