@@ -19,6 +19,7 @@ import pytest
 
 from lpuasm.analysis import analyse
 from lpuasm.assembler import assemble_file, stdlib_dir
+from lpuasm.diagnostics import LpuError
 from lpuasm.interp import run as run_fast
 from lpuasm.levels import supported as levels_supported
 from lpuasm.program import load_program
@@ -266,12 +267,12 @@ def test_rmsnorm(chip, rows, cols, cycles, reference, tmp_path):
     x[:] = rng_f32(rows, cols, seed=6)
     x[2] *= F32(1e-3)                       # eps matters here
     g = (1 + 0.1 * np.random.default_rng(7).standard_normal((1, cols))).astype(F32)
+    # norm.lasm includes vector.lasm and reduce.lasm itself: on tiny the program
+    # includes it alone; on tsp-v1 all three, dependencies after it (skipped by .once)
+    incl = '.include "norm.lasm"\n' + ('' if chip == "tiny" else '.include "reduce.lasm"\n.include "vector.lasm"\n')
     src = f"""\
 .chip {chip}
-.include "vector.lasm"
-.include "reduce.lasm"
-.include "norm.lasm"
-.equ R, {rows}
+{incl}.equ R, {rows}
 .data  x, W0.b0[0], f32, {lit(x)}
 .space s, W0.b1[0], f32, R
 .space q, W4.b0[0], f32, R
@@ -304,12 +305,10 @@ def test_softmax(chip, rows, cycles, reference, tmp_path):
     x = rng_f32(rows, lanes, seed=8)
     x[1] += F32(1000)                       # exp(x) alone would overflow
     x[2, short:] = -np.inf                  # a short row, padded
+    incl = '.include "softmax.lasm"\n' + ('' if chip == "tiny" else '.include "vector.lasm"\n.include "softmax.lasm"\n')
     src = f"""\
 .chip {chip}
-.include "vector.lasm"
-.include "reduce.lasm"
-.include "softmax.lasm"
-.equ R, {rows}
+{incl}.equ R, {rows}
 .data  x, W0.b0[0], f32, {lit(x)}
 .space e, W0.b1[0], f32, R
 .space t, W0.b1[R], f32, R
@@ -391,8 +390,8 @@ def test_matmul_tiled_i8(m, k, cycles, tmp_path):
     assert r.stats.cycles == cycles
 
 
-# ---- lookup by name --------------------------------------------------------------------------------
-STDLIB_FILES = ["vector.lasm", "reduce.lasm", "norm.lasm", "softmax.lasm", "matmul.lasm"]
+# ---- include guards, lookup by name ---------------------------------------------------------------
+STDLIB_FILES = ["lpu.lasm", "vector.lasm", "reduce.lasm", "norm.lasm", "softmax.lasm", "matmul.lasm"]
 
 
 def test_stdlib_files_are_installed_and_found_by_name(tmp_path):
@@ -409,15 +408,150 @@ def test_stdlib_files_are_installed_and_found_by_name(tmp_path):
     assert r.tensor("o")[0, :4].tolist() == [1, 0, 3, 0]
 
 
+def test_every_stdlib_file_included_twice_in_any_order(tmp_path):
+    """Every file starts with .once: each may be included any number of times, in any
+    order (norm.lasm and softmax.lasm before their dependencies), and is assembled once."""
+    order = STDLIB_FILES[::-1] + STDLIB_FILES + ["norm.lasm", "softmax.lasm"]
+    src = HEAD + "".join(f'.include "{f}"\n' for f in order) + """\
+.data  x, W0.b0[0], i8, [1, -2, 3]
+.space o, E0.b0[0], i8, 1
+    relu_i8 x, o, 1
+    halt
+"""
+    r = run_everywhere(src, tmp_path)
+    assert r.tensor("o")[0, :4].tolist() == [1, 0, 3, 0]
+
+
 def test_include_norm_by_name_alone(tmp_path):
-    """norm.lasm alone assembles (its macros are checked when called)."""
-    (tmp_path / "k.lasm").write_text(HEAD + '.include "norm.lasm"\n    halt\n')
-    assemble_file(tmp_path / "k.lasm")
+    """norm.lasm alone assembles (its dependencies come with it) and defines their macros."""
+    (tmp_path / "k.lasm").write_text(HEAD + '.include "norm.lasm"\n.equ A, VOP_MUL + RED_MAX\n    halt\n')
+    asm = assemble_file(tmp_path / "k.lasm")
+    assert asm.ir.consts["A"] == 3
 
 
 def test_every_stdlib_file_has_a_documented_header():
     doc = (ROOT / "docs" / "stdlib.md").read_text()
     for f in STDLIB_FILES:
-        text = (stdlib_dir() / f).read_text()
-        assert text.startswith(f"; {f}:"), f
-        assert f"## {f}" in doc, f
+        lines = (stdlib_dir() / f).read_text().splitlines()
+        assert lines[0] == ".once", f
+        assert lines[1].startswith(f"; {f}:"), f
+        if f != "lpu.lasm":
+            assert f"## {f}" in doc, f
+
+
+# ---- stream parameters -----------------------------------------------------------------------------
+def test_vector_i8_on_other_streams(tmp_path):
+    """s=4: x on s4e, y on s5e, the result on s6e (or s6w): the same values, the same cycles."""
+    for s in (0, 4):
+        src = HEAD + '.include "vector.lasm"\n' + VEC_I8_DATA + f"""\
+.space ow, W2.b0[0], i8, R
+    residual_add_i8 x, y, o, R, s={s}
+    relu_i8 x, ow, R, east=0, s={s}
+    halt
+"""
+        r = run_everywhere(src, tmp_path)
+        same_bits(r.tensor("o"), (XI.astype(np.int16) + YI).astype(np.int8), "o")
+        same_bits(r.tensor("ow"), np.maximum(XI, np.int8(0)), "ow")
+        assert r.stats.cycles == 19
+
+
+def test_vector_f32_on_the_upper_streams_of_tsp_v1(tmp_path):
+    """tsp-v1 has 32 streams per direction: with s=16 the f32 macros use s16..s31."""
+    x, y = rng_f32(2, 320, seed=14), rng_f32(2, 320, seed=15)
+    cycles = []
+    for s in (0, 16):
+        src = f""".chip tsp-v1
+.include "vector.lasm"
+.data  x, W0.b0[0], f32, {lit(x)}
+.data  y, W4.b0[0], f32, {lit(y)}
+.space o, E0.b0[0], f32, 2
+.space g, E4.b0[0], f32, 2
+    residual_add_f32 x, y, o, 2, s={s}
+    gelu_f32 x, g, 2, s={s}
+    halt
+"""
+        r = run_everywhere(src, tmp_path, reference=False)
+        same_bits(r.tensor("o"), x + y, "o")
+        same_bits(r.tensor("g"), model_gelu(x), "g")
+        cycles.append(r.stats.cycles)
+    assert cycles[0] == cycles[1]
+
+
+# ---- .error guards ---------------------------------------------------------------------------------
+def assemble_error(src: str, tmp_path: Path):
+    path = tmp_path / "k.lasm"
+    path.write_text(src)
+    with pytest.raises(LpuError) as info:
+        assemble_file(path)
+    return info.value.diagnostics
+
+
+VEC_F32_SPACES = """\
+.space x, W0.b0[0], f32, 2
+.space y, W4.b0[0], f32, 2
+.space o, E0.b0[0], f32, 2
+"""
+VEC_I8_SPACES = """\
+.space x, W0.b0[0], i8, 2
+.space y, W1.b0[0], i8, 2
+.space o, E0.b0[0], i8, 2
+"""
+MM_SPACES = """\
+.space w, W1.b0[0], i8, 64
+.space wh, W1.b1[0], f16, 32
+.space x, W2.b0[0], i8, 4
+.space y, W3.b1[0], i32, 4
+"""
+NORM_SPACES = """\
+.space x, W0.b0[0], f32, 2
+.space s, W0.b1[0], f32, 2
+.space q, W4.b0[0], f32, 2
+.space g, W4.b0[2], f32, 1
+.space t, W4.b1[0], f32, 2
+.space scr, E0.b0[0], f32, 2
+.space y, E4.b0[0], f32, 2
+"""
+
+GUARDS = [
+    # file, data, call, message
+    ("vector.lasm", VEC_F32_SPACES, "vec_binary_f32 VOP_RELU, x, y, o, 2",
+     "vec_binary_f32: op 5 is not a binary op (VOP_ADD, VOP_SUB, VOP_MUL, VOP_MAX or VOP_MIN)"),
+    ("vector.lasm", VEC_F32_SPACES, "vec_unary_f32 VOP_ADD, x, o, 2",
+     "vec_unary_f32: op 0 is not a unary op (VOP_RELU .. VOP_MOV)"),
+    ("vector.lasm", VEC_F32_SPACES, "vec_scalar_f32 13, x, 1.0, o, 2",
+     "vec_scalar_f32: op 13 is not an op code (VOP_ADD .. VOP_MOV, 0 .. 12)"),
+    ("vector.lasm", VEC_I8_SPACES, "vec_binary_i8 VOP_NEG, x, y, o, 2",
+     "vec_binary_i8: op 8 is not a binary op (VOP_ADD, VOP_SUB, VOP_MUL, VOP_MAX or VOP_MIN)"),
+    ("vector.lasm", VEC_I8_SPACES, "vec_scalar_i8 VOP_TANH, x, 0, o, 2",
+     "vec_scalar_i8: op 6 has no i8 form (VOP_TANH, VOP_EXP, VOP_RCP and VOP_RSQRT are f32 only)"),
+    ("vector.lasm", VEC_I8_SPACES, "vec_scalar_i8 -1, x, 0, o, 2",
+     "vec_scalar_i8: op -1 is not an op code (VOP_ADD .. VOP_MOV, 0 .. 12)"),
+    ("reduce.lasm", NORM_SPACES, "reduce_f32 2, q, s, 2, t, scr",
+     "reduce_f32: op 2; expected RED_SUM (0) or RED_MAX (1)"),
+    ("norm.lasm", NORM_SPACES, "rmsnorm_f32 x, g, y, 2, 40, 1e-5, q, s, t, scr",
+     "rmsnorm_f32: cols = 40; a row holds 1 .. 32 (LANES) columns"),
+    ("norm.lasm", NORM_SPACES, "rmsnorm_f32 x, g, y, 2, 0, 1e-5, q, s, t, scr",
+     "rmsnorm_f32: cols = 0; a row holds 1 .. 32 (LANES) columns"),
+    ("matmul.lasm", MM_SPACES, "matmul_i8 w, x, y, 3, 33",
+     "matmul_i8: k = 33 rows of w; one weight tile holds 1 .. 32 (LANES; matmul_tiled_i8 takes any k)"),
+    ("matmul.lasm", MM_SPACES, "matmul_i8 w, x, y, 0, 8",
+     "matmul_i8: m = 0 rows of x; at least 1"),
+    ("matmul.lasm", MM_SPACES, "matmul_f16 wh, x, y, 3, 17",
+     "matmul_f16: k = 17 rows of w; one f16 weight tile holds 1 .. 16 (LANES / 2)"),
+    ("matmul.lasm", MM_SPACES, "matmul_tiled_i8 w, x, y, 2, 0",
+     "matmul_tiled_i8: k = 0 rows of w; at least 1"),
+    ("matmul.lasm", MM_SPACES, "matmul_tiled_i8 w, x, y, 0, 40",
+     "matmul_tiled_i8: m = 0 rows of x; at least 1"),
+]
+
+
+@pytest.mark.parametrize("file, data, call, message", GUARDS, ids=[g[2].split()[0] + "-" + str(i)
+                                                                    for i, g in enumerate(GUARDS)])
+def test_error_guards(file, data, call, message, tmp_path):
+    src = HEAD + f'.include "{file}"\n' + data + f"    {call}\n    halt\n"
+    (d,) = assemble_error(src, tmp_path)
+    assert d.severity == "error"
+    assert d.message == message
+    # reported in the library file, with the call in the expansion notes
+    assert d.notes and d.notes[-1].message.startswith("in expansion of macro")
+    assert d.notes[-1].span.line == src.splitlines().index(f"    {call}") + 1
