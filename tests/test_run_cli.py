@@ -176,3 +176,18 @@ def test_trace_limit(capsys):
     trace = json.load(open("t.json"))
     assert len([e for e in trace["traceEvents"] if e["ph"] == "X"]) == 2
     assert trace["otherData"]["events_truncated"] is True
+
+
+def test_public_api(tmp_path):
+    import lpuasm
+
+    src = tmp_path / "add.lasm"
+    src.write_text(ADD)
+    asm = lpuasm.assemble_file(src)
+    lpuasm.save_image(asm.image, tmp_path / "add.lpu", asm.config)
+    image = lpuasm.load_image(tmp_path / "add.lpu", lpuasm.TINY)
+    result = lpuasm.run(image)
+    assert result.stats.cycles == 14
+    assert result.tensor("y").tolist() == [EXPECTED_Y]
+    with pytest.raises(AttributeError):
+        lpuasm.no_such_thing
