@@ -162,3 +162,14 @@ def test_installed_console_script(target, elsewhere):
     p = _run(target, elsewhere, str(script), "asm", "missing.lasm")
     assert p.returncode == 1
     assert p.stderr == "lpuasm: error: cannot read missing.lasm: No such file or directory\n"
+
+
+def test_every_subpackage_is_installed(target):
+    """A package missing from pyproject's list would install without it."""
+    source = {p.parent.relative_to(ROOT) for p in (ROOT / "lpuasm").rglob("__init__.py")
+              if "__pycache__" not in p.parts}
+    installed = {p.parent.relative_to(target) for p in (target / "lpuasm").rglob("__init__.py")}
+    assert source <= installed, sorted(map(str, source - installed))
+    modules = {p.relative_to(ROOT) for p in (ROOT / "lpuasm").rglob("*.py") if "__pycache__" not in p.parts}
+    got = {p.relative_to(target) for p in (target / "lpuasm").rglob("*.py")}
+    assert modules <= got, sorted(map(str, modules - got))
