@@ -143,6 +143,6 @@ def evaluate(node: Expr, lookup: Callable[[Name], int | float],
         args = [evaluate(a, lookup, special) for a in node.args]
         try:
             return fn(*args)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
             raise ExprError(f"{node.func}(): {exc}", node.span) from None
     raise ExprError("expected an expression", node.span)

@@ -9,6 +9,10 @@ loop variables in an :class:`Env` and substituting them into each statement's
 syntax nodes (never into text) before the statement is lowered.  Names that
 start with ``%`` are macro-local: each macro expansion renames ``%x`` to
 ``%x$N`` with N unique to the expansion.
+
+Loops whose bodies are plain instructions take a fast path first
+(:mod:`lpuasm.vexpand`): the loop variable becomes a numpy array over all
+repetitions and the loop is lowered column-wise, to the same IR.
 """
 
 from __future__ import annotations
@@ -270,6 +274,9 @@ class MacroExpansion:
             values = range(start, stop, step)
             if len(values) > self.max_repeat:
                 self.fail(f"'.for' runs {len(values)} times, more than the limit of {self.max_repeat}", head.span)
+        from . import vexpand  # (imports lower, which imports this module)
+        if vexpand.try_loop(self, b, env, var, values):
+            return  # lowered in one go, vectorised over the repetitions
         context = self.diags.context
         context.append(None)
         try:
