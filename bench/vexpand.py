@@ -1,7 +1,7 @@
 """Expansion + lowering speed of a large `.for` loop: vectorised fast path
 (lpuasm.vexpand) against the per-instruction path; and end-to-end `assemble`.
 
-    PYTHONPATH=. python bench/bench_vexpand.py [N_INSTRUCTIONS]
+    PYTHONPATH=. python bench/vexpand.py [N_INSTRUCTIONS]
 """
 
 import sys
