@@ -1,14 +1,17 @@
 """Expansion + lowering speed of a large `.for` loop: vectorised fast path
 (lpuasm.vexpand) against the per-instruction path; and end-to-end `assemble`.
 
-    PYTHONPATH=. python bench/vexpand.py [N_INSTRUCTIONS]
+    python bench/vexpand.py [N_INSTRUCTIONS]
 """
 
 import sys
 import time
+from pathlib import Path
 
-from lpuasm import vexpand
-from lpuasm.assembler import assemble
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lpuasm import vexpand  # noqa: E402
+from lpuasm.assembler import assemble  # noqa: E402
 
 BODY = """\
     read x[i % 1024], s0e
