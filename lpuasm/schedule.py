@@ -130,7 +130,15 @@ def _cycles(k: int) -> str:
     return f"{k} cycle{'s' * (k != 1)}"
 
 
+_ZERO = (0,)  # issue offsets of a row without a repeat
+
+
 class _Scheduler:
+    # Occupancy tables are keyed by packed ints, not tuples (no allocation, a
+    # cheap hash): stream slot (stream, pos, cycle) -> cycle << sb | pos << 6 | stream;
+    # path (stream, diagonal) -> diagonal << 6 | stream; port (queue, cycle) -> cycle << qb | queue.
+    # Stream ids are below 64 (direction << 5 | index).
+
     def __init__(self, ir: IR, diags: Diagnostics) -> None:
         self.ir = ir
         self.diags = diags
@@ -149,13 +157,28 @@ class _Scheduler:
         self.pin_kinds = ir.pin_kind.tolist()
         self.cycles = [0] * n
         self.effect = [0] * n
-        self.free = [0] * len(cfg.queues)
+        nq = len(cfg.queues)
+        self.free = [0] * nq
         # (cycle, port, row) of a queue's last MEM read or write, while a MEM
         # instruction of the other kind may still co-issue in that cycle
-        self.pair_open: list[tuple[int, int, int] | None] = [None] * len(cfg.queues)
-        self.last_in_q = [-1] * len(cfg.queues)
-        self.cache: dict[int, _Dec] = {}
-        self.decs: list[_Dec | None] = [None] * n
+        self.pair_open: list[tuple[int, int, int] | None] = [None] * nq
+        self.last_in_q = [-1] * nq
+        positions = [p for p in (self.geo.queue_position(q) for q in range(nq)) if p is not None]
+        self.qb = max(1, (nq - 1).bit_length())
+        self.sb = 6 + max(1, max(positions, default=0).bit_length())
+        # the decoded word of every row: words are decoded once per distinct word
+        # (SRAM word offsets masked out), with the queue of its first row
+        word = ir.word
+        opc = word & np.uint64(0xFF)
+        masked = word.copy()
+        for op, m in _OFFSET_MASK.items():
+            sel = opc == op
+            if sel.any():
+                masked[sel] &= np.uint64(m)
+        uniq, first, inv = np.unique(masked, return_index=True, return_inverse=True)
+        queue = self.queue
+        table = [_Dec(w, queue[f], self.geo) for w, f in zip(uniq.tolist(), first.tolist())]
+        self.decs: list[_Dec] = [table[k] for k in inv.reshape(-1).tolist()]
         # the repeat row following each repeated row (its base): base -> repeat row
         self.rep_of: dict[int, int] = {}
         rep = np.nonzero(ir.op == isa.REPEAT.opcode)[0]
@@ -165,15 +188,20 @@ class _Scheduler:
             where[order] = np.arange(n)
             bases = order[where[rep] - 1]
             self.rep_of = dict(zip(bases.tolist(), rep.tolist()))
+        # issue offsets of each repeated row and its repetitions
+        self.offs: dict[int, tuple[int, ...]] = {}
+        for b, r in self.rep_of.items():
+            rd = self.decs[r]
+            self.offs[b] = tuple(k * rd.d for k in range(rd.n + 1))
         self.last_writer: dict[int, int] = {}
         self.consumed: set[int] = set()
         self.frozen: set[int] = set()
         # occupancy
-        self.slots: dict[tuple[int, int, int], int] = {}   # (stream, pos, cycle) -> writing row
-        self.diagw: dict[tuple[int, int], list] = {}        # (stream, diagonal) -> [(pos, row)]
-        self.live: dict[tuple[int, int], list] = {}         # (stream, diagonal) -> [(lo, hi, producer, consumer)]
-        self.rport: dict[tuple[int, int], tuple[int, int]] = {}  # (queue, cycle) -> (bank, row)
-        self.wport: dict[tuple[int, int], tuple[int, int]] = {}
+        self.slots: dict[int, int] = {}    # (stream, pos, cycle) -> writing row
+        self.diagw: dict[int, list] = {}   # (stream, diagonal) -> [(pos, row)]
+        self.live: dict[int, list] = {}    # (stream, diagonal) -> [(lo, hi, producer, consumer)]
+        self.rport: dict[int, tuple[int, int]] = {}  # (queue, cycle) -> (bank, row)
+        self.wport: dict[int, tuple[int, int]] = {}
         # MXM planes
         planes = cfg.mxm_planes
         self.products: list[list[tuple[int, int]]] = [[] for _ in range(planes)]  # (ready cycle, abc row)
@@ -187,17 +215,7 @@ class _Scheduler:
 
     # ---- helpers -------------------------------------------------------------------
     def dec(self, i: int) -> _Dec:
-        d = self.decs[i]
-        if d is None:
-            w = self.words[i]
-            m = _OFFSET_MASK.get(w & 0xFF)
-            if m is not None:
-                w &= m  # the word offset of an SRAM address changes nothing here
-            d = self.cache.get(w)
-            if d is None:
-                d = self.cache[w] = _Dec(w, self.queue[i], self.geo)
-            self.decs[i] = d
-        return d
+        return self.decs[i]
 
     def where(self, j: int, i: int) -> str:
         """Where row *j* is, as seen from an error on row *i*."""
@@ -215,7 +233,7 @@ class _Scheduler:
 
     def unit_place(self, i: int) -> str:
         """Where row *i*'s unit is, in words."""
-        d = self.dec(i)
+        d = self.decs[i]
         if d.row.unit in ("mxm", "sxm", "c2c"):
             return self.cfg.queues[self.queue[i]]
         return self.place(d.pos)
@@ -223,13 +241,9 @@ class _Scheduler:
     def error(self, i: int, message: str, hint: str | None = None, notes=None) -> None:
         self.diags.error(message, self.ir.span(i), hint, (notes or []) + self.ir.chain_notes(i))
 
-    def reps(self, i: int) -> list[int]:
+    def reps(self, i: int) -> tuple[int, ...]:
         """Issue offsets of row *i* and of its repetitions."""
-        r = self.rep_of.get(i)
-        if r is None:
-            return [0]
-        rd = self.dec(r)
-        return [k * rd.d for k in range(rd.n + 1)]
+        return self.offs.get(i, _ZERO)
 
     @staticmethod
     def diag(sid: int, pos: int, cycle: int) -> int:
@@ -239,40 +253,45 @@ class _Scheduler:
     def conflict(self, i: int, d: _Dec, c: int, offsets) -> tuple[int, str, int] | None:
         """The first taken stream slot or MEM port of row *i* issued at *c*
         (with repetitions at the *offsets*): (repetition, message, other row)."""
-        q = self.queue[i]
         pos = d.pos
+        delay = d.delay
+        outputs = d.outputs
+        port = d.port
         slots, live = self.slots, self.live
+        sb = self.sb
         for k, off in enumerate(offsets):
             t = c + off
-            a = t + d.delay
-            for sid in d.outputs:
-                j = slots.get((sid, pos, a))
+            a = t + delay
+            for sid in outputs:
+                j = slots.get(a << sb | pos << 6 | sid)
                 if j is not None and j != i:
                     return k, (f"stream {_s(sid)} at {self.place(pos)} already carries a value written at cycle {a} "
                                f"by the instruction at {self.where(j, i)}"), j
-                ranges = live.get((sid, a + pos if sid & 32 else a - pos))
+                ranges = live.get((a + pos if sid & 32 else a - pos) << 6 | sid)
                 if ranges:
                     for lo, hi, p, cons in ranges:
                         if lo <= pos <= hi and p != i:
                             return k, (f"stream {_s(sid)} at {self.place(pos)} is in use at cycle {a}: it carries the "
                                        f"value from {self.where(p, i)} to {self.where(cons, i)}"), cons
-            if d.port:
-                if d.port == _P_READ:
-                    other = self.rport.get((q, t))
+            if port:
+                q = self.queue[i]
+                qb = self.qb
+                if port == _P_READ:
+                    other = self.rport.get(t << qb | q)
                     if other is not None and other[1] != i:
                         return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {t}: the instruction at "
                                    f"{self.where(other[1], i)} reads this slice then too (one read per slice per cycle)"), other[1]
-                    other = self.wport.get((q, t))
+                    other = self.wport.get(t << qb | q)
                     if other is not None and other[1] != i and other[0] == d.bank:
                         return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {t}: this instruction reads bank "
                                    f"{d.bank} while the instruction at {self.where(other[1], i)} writes it"), other[1]
                 else:
-                    w = t + d.delay
-                    other = self.wport.get((q, w))
+                    w = t + delay
+                    other = self.wport.get(w << qb | q)
                     if other is not None and other[1] != i:
                         return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {w}: the instruction at "
                                    f"{self.where(other[1], i)} writes this slice then too (one write per slice per cycle)"), other[1]
-                    other = self.rport.get((q, w))
+                    other = self.rport.get(w << qb | q)
                     if other is not None and other[1] != i and other[0] == d.bank:
                         return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {w}: this instruction writes bank "
                                    f"{d.bank} while the instruction at {self.where(other[1], i)} reads it"), other[1]
@@ -293,44 +312,62 @@ class _Scheduler:
                 self.error(self.rep_of[i], msg, notes=[self.note(j, "the other instruction is here")])
 
     def reserve(self, i: int, d: _Dec, c: int, offsets) -> None:
-        q = self.queue[i]
         pos = d.pos
+        delay = d.delay
+        outputs = d.outputs
+        port = d.port
+        slots, diagw = self.slots, self.diagw
+        sb = self.sb
         for off in offsets:
             t = c + off
-            a = t + d.delay
-            for sid in d.outputs:
-                self.slots.setdefault((sid, pos, a), i)
-                self.diagw.setdefault((sid, self.diag(sid, pos, a)), []).append((pos, i))
-            if d.port == _P_READ:
-                self.rport.setdefault((q, t), (d.bank, i))
-            elif d.port == _P_WRITE:
-                self.wport.setdefault((q, t + d.delay), (d.bank, i))
+            a = t + delay
+            for sid in outputs:
+                key = a << sb | pos << 6 | sid
+                if key not in slots:
+                    slots[key] = i
+                key = (a + pos if sid & 32 else a - pos) << 6 | sid
+                lst = diagw.get(key)
+                if lst is None:
+                    diagw[key] = [(pos, i)]
+                else:
+                    lst.append((pos, i))
+            if port == _P_READ:
+                key = t << self.qb | self.queue[i]
+                if key not in self.rport:
+                    self.rport[key] = (d.bank, i)
+            elif port == _P_WRITE:
+                key = a << self.qb | self.queue[i]
+                if key not in self.wport:
+                    self.wport[key] = (d.bank, i)
 
     def unreserve(self, i: int, d: _Dec, c: int, offsets) -> None:
         """Undo :meth:`reserve`."""
         q = self.queue[i]
         pos = d.pos
+        qb, sb = self.qb, self.sb
         for off in offsets:
             t = c + off
             a = t + d.delay
             for sid in d.outputs:
-                if self.slots.get((sid, pos, a)) == i:
-                    del self.slots[(sid, pos, a)]
-                key = (sid, self.diag(sid, pos, a))
+                key = a << sb | pos << 6 | sid
+                if self.slots.get(key) == i:
+                    del self.slots[key]
+                key = (a + pos if sid & 32 else a - pos) << 6 | sid
                 lst = [e for e in self.diagw.get(key, ()) if e[1] != i]
                 if lst:
                     self.diagw[key] = lst
                 else:
                     self.diagw.pop(key, None)
-            if d.port == _P_READ and self.rport.get((q, t), (0, -1))[1] == i:
-                del self.rport[(q, t)]
-            elif d.port == _P_WRITE and self.wport.get((q, a), (0, -1))[1] == i:
-                del self.wport[(q, a)]
+            if d.port == _P_READ and self.rport.get(t << qb | q, (0, -1))[1] == i:
+                del self.rport[t << qb | q]
+            elif d.port == _P_WRITE and self.wport.get(a << qb | q, (0, -1))[1] == i:
+                del self.wport[a << qb | q]
 
     def first_free(self, i: int, d: _Dec, c: int, offsets) -> int:
         if not d.outputs and not d.port:
             return c
-        while self.conflict(i, d, c, offsets) is not None:
+        conflict = self.conflict
+        while conflict(i, d, c, offsets) is not None:
             c += 1
         return c
 
@@ -358,7 +395,7 @@ class _Scheduler:
     # ---- producers -------------------------------------------------------------------
     def movable(self, p: int) -> bool:
         """May producer *p* be issued later than placed (see the module docstring)?"""
-        d = self.dec(p)
+        d = self.decs[p]
         last = self.last_in_q[self.queue[p]]
         return (self.pin_kinds[p] == PIN_NONE and p not in self.consumed and p not in self.frozen
                 and not d.inputs and d.kind in (_K_PLAIN, _K_ACC)
@@ -367,9 +404,9 @@ class _Scheduler:
     def move(self, p: int, c: int) -> bool:
         """Issue producer *p* (and its repetitions) at cycle *c* instead, if its
         slots and ports are free then."""
-        d = self.dec(p)
+        d = self.decs[p]
         old = self.cycles[p]
-        offsets = self.reps(p)
+        offsets = self.offs.get(p, _ZERO)
         self.unreserve(p, d, old, offsets)
         if self.conflict(p, d, c, offsets) is not None:
             self.reserve(p, d, old, offsets)
@@ -402,22 +439,30 @@ class _Scheduler:
         dur = self.dur.tolist()
         names = self.cfg.queues
         cycles = self.cycles
+        effect = self.effect
         free = self.free
+        pair_open = self.pair_open
+        last_in_q = self.last_in_q
+        last_writer = self.last_writer
+        queue = self.queue
+        decs = self.decs
+        offs = self.offs
+        consumer, plain, reserve, mxm_after = self.consumer, self.plain, self.reserve, self.mxm_after
         prev, prev_row = 0, -1
         halt_row = None
         for i in range(self.n):
-            q = self.queue[i]
-            d = self.dec(i)
+            q = queue[i]
+            d = decs[i]
             kind = d.kind
             if kind == _K_REPEAT:
-                base = self.last_in_q[q]
+                base = last_in_q[q]
                 c = free[q]
                 cycles[i] = c
                 free[q] = c + dur[i]
-                self.pair_open[q] = None
-                self.last_in_q[q] = i
+                pair_open[q] = None
+                last_in_q[q] = i
                 last = cycles[base] + d.n * d.d
-                self.note_issue(i, c, max(last, c + dur[i] - 1), last + self.dec(base).delay)
+                self.note_issue(i, c, max(last, c + dur[i] - 1), last + decs[base].delay)
                 continue
             if kind == _K_HALT:
                 c = self.halt(i, kinds[i], pins[i], prev, prev_row, halt_row)
@@ -425,7 +470,7 @@ class _Scheduler:
                     halt_row = i
             else:
                 pk = kinds[i]
-                offsets = self.reps(i)
+                offsets = offs.get(i, _ZERO) if offs else _ZERO
                 if pk != PIN_NONE:
                     c = pins[i] if pk == PIN_ABS else prev + pins[i]
                     if pk == PIN_REL and prev_row >= 0:
@@ -438,21 +483,33 @@ class _Scheduler:
                     else:
                         self.report_conflicts(i, d, c, offsets)
                 elif d.inputs:
-                    c = self.consumer(i, d, offsets)
+                    c = consumer(i, d, offsets)
                 else:
-                    c = self.plain(i, d, offsets)
-                self.reserve(i, d, c, offsets)
-                self.mxm_after(i, d, c, offsets)
+                    c = plain(i, d, offsets)
+                reserve(i, d, c, offsets)
+                if kind != _K_PLAIN:
+                    mxm_after(i, d, c, offsets)
                 for sid in d.outputs:
-                    self.last_writer[sid] = i
+                    last_writer[sid] = i
             cycles[i] = c
-            paired = c < free[q]  # a MEM read and write co-issued
-            free[q] = max(free[q], c + dur[i])
-            self.pair_open[q] = None if paired or d.port == _P_NONE or dur[i] != 1 else (c, d.port, i)
-            self.last_in_q[q] = i
+            di = dur[i]
+            fq = free[q]
+            end = c + di
+            if end > fq:
+                free[q] = end
+            # a MEM read and write co-issued (c < fq): no third joins them
+            pair_open[q] = None if c < fq or d.port == _P_NONE or di != 1 else (c, d.port, i)
+            last_in_q[q] = i
             if kind != _K_NOP:
                 prev, prev_row = c, i
-            self.note_issue(i, c, c + dur[i] - 1, c + d.delay)
+            # note_issue(i, c, c + di - 1, c + d.delay), inlined
+            e = c + d.delay
+            effect[i] = e
+            if end - 1 > self.last_issue:
+                self.last_issue = end - 1
+            if e > self.max_effect:
+                self.max_effect = e
+                self.max_effect_row = i
         if halt_row is not None:
             self.after_halt(halt_row)
         return cycles
@@ -513,7 +570,12 @@ class _Scheduler:
                 self.error(i, f"'acc' on mxm{d.plane} takes product {k + 1} of the plane, but only {len(prods)} "
                               f"come from earlier 'abc' instructions",
                            f"issue an 'abc' on mxm{d.plane} first, or pin this instruction")
-        return self.first_free(i, d, c, offsets)
+        if not d.outputs and not d.port:
+            return c
+        conflict = self.conflict
+        while conflict(i, d, c, offsets) is not None:
+            c += 1
+        return c
 
     def mxm_after(self, i: int, d: _Dec, c: int, offsets) -> None:
         kind = d.kind
@@ -533,33 +595,61 @@ class _Scheduler:
         """An unpinned row with stream inputs: it issues when they pass it."""
         q = self.queue[i]
         x = d.pos
+        decs, cycles, last_writer = self.decs, self.cycles, self.last_writer
         arrival: dict[int, int] = {}    # stream -> cycle it passes x
         producer: dict[int, int] = {}   # stream -> row
         for sid in d.inputs:
             if sid in arrival:
                 continue
-            p = self.last_writer.get(sid)
+            p = last_writer.get(sid)
             if p is None:
                 self.error(i, f"no earlier instruction writes {_s(sid)}; write it first or pin this instruction")
                 return self.first_free(i, d, self.free[q], offsets)
-            pd = self.dec(p)
-            a = self.cycles[p] + pd.delay
+            pd = decs[p]
+            pp = pd.pos
             west = sid & 32
-            if (x > pd.pos) if west else (x < pd.pos):
+            if (x > pp) if west else (x < pp):
                 other = f"s{sid & 31}{'e' if west else 'w'}"
                 self.error(i, f"the value on {_s(sid)} flows {'west' if west else 'east'} from {self.unit_place(p)} "
                               f"and never passes {self.unit_place(i)}",
                            f"only {'an eastward' if west else 'a westward'} stream ({other}, ...) goes from there to here",
                            [self.note(p, f"{_s(sid)} is written here")])
                 return self.first_free(i, d, self.free[q], offsets)
-            arrival[sid] = a + abs(x - pd.pos)
+            arrival[sid] = cycles[p] + pd.delay + (x - pp if x > pp else pp - x)
             producer[sid] = p
-        earliest = self.earliest(q, d, i)
+        # earliest(q, d, i), inlined
+        po = self.pair_open[q]
+        if po is not None and d.port != _P_NONE and d.port != po[1]:
+            earliest = self.free[q] if po[1] == _P_WRITE and self.hazard(po[2], i) else po[0]
+        else:
+            earliest = self.free[q]
         ready = None
         if d.kind == _K_ABC and self.last_iw[d.plane] is not None:
             ready = self.last_iw[d.plane][0] + self.d_install
         latest = max(arrival.values())
-        base = max(latest, earliest, ready if ready is not None else latest)
+        base = latest
+        if earliest > base:
+            base = earliest
+        if ready is not None and ready > base:
+            base = ready
+        # Fast path: every input passes at *base* (no producer to delay).  This
+        # is the first step of the search below, without its no-op shift.
+        for a in arrival.values():
+            if a != base:
+                break
+        else:
+            paths = self.paths(d, base, producer)
+            if paths is not None and self.conflict(i, d, base, offsets) is None:
+                consumed, live = self.consumed, self.live
+                for p in producer.values():
+                    consumed.add(p)
+                for key, lo, hi, p in paths:
+                    lst = live.get(key)
+                    if lst is None:
+                        live[key] = [(lo, hi, p, i)]
+                    else:
+                        lst.append((lo, hi, p, i))
+                return base
         # Issue at the first cycle from *base* on where the inputs line up (early
         # producers delayed), none is overwritten on its way, and the row's own
         # slots and ports are free.  Past *base* every producer must move.
@@ -588,6 +678,29 @@ class _Scheduler:
         self.check_paths(i, d, base, arrival, producer)
         self.report_conflicts(i, d, base, offsets)
         return base
+
+    def paths(self, d: _Dec, c: int, producer) -> list | None:
+        """With every input of a row at *d*'s position arriving at *c*: the
+        path of each input that travels, (key, lo, hi, producer), or None if
+        another write overwrites one on its way (as :meth:`clobber`)."""
+        x = d.pos
+        decs, cycles, diagw = self.decs, self.cycles, self.diagw
+        out = []
+        for sid, p in producer.items():
+            pd = decs[p]
+            pp = pd.pos
+            if x == pp:
+                continue
+            lo, hi = (x, pp - 1) if sid & 32 else (pp + 1, x)
+            a = cycles[p] + pd.delay
+            key = (a + pp if sid & 32 else a - pp) << 6 | sid
+            ws = diagw.get(key)
+            if ws:
+                for y, w in ws:
+                    if w != p and lo <= y <= hi:
+                        return None
+            out.append((key, lo, hi, p))
+        return out
 
     def shift(self, early: dict[int, int], target: int) -> tuple | None:
         """Delay each producer of *early* (row -> arrival) so that it arrives at
@@ -652,12 +765,12 @@ class _Scheduler:
         write overwrites on its way: (stream, producer, writer, position)."""
         x = d.pos
         for sid, p in producer.items():
-            pd = self.dec(p)
+            pd = self.decs[p]
             if arrival[sid] != c or x == pd.pos:
                 continue
             lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
-            key = (sid, self.diag(sid, pd.pos, self.cycles[p] + pd.delay))
-            for y, w in self.diagw.get(key, ()):
+            dg = self.diag(sid, pd.pos, self.cycles[p] + pd.delay)
+            for y, w in self.diagw.get(dg << 6 | sid, ()):
                 if w != p and lo <= y <= hi:
                     return sid, p, w, y
         return None
@@ -666,15 +779,16 @@ class _Scheduler:
         """Each input must reach row *i* unchanged; then it is in use along its path."""
         x = d.pos
         for sid, p in producer.items():
-            pd = self.dec(p)
+            pd = self.decs[p]
             self.consumed.add(p)
             if arrival[sid] != c or x == pd.pos:
                 continue
             lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
-            key = (sid, self.diag(sid, pd.pos, self.cycles[p] + pd.delay))
+            dg = self.diag(sid, pd.pos, self.cycles[p] + pd.delay)
+            key = dg << 6 | sid
             for y, w in self.diagw.get(key, ()):
                 if w != p and lo <= y <= hi:
-                    t = key[1] - y if sid & 32 else key[1] + y
+                    t = dg - y if sid & 32 else dg + y
                     self.error(i, f"the value on {_s(sid)} from {self.where(p, i)} is overwritten at {self.place(y)} at "
                                   f"cycle {t} by the instruction at {self.where(w, i)} before it passes "
                                   f"{self.unit_place(i)}",

@@ -1,0 +1,713 @@
+"""Frozen copy of lpuasm/schedule.py before the speed-up (reference for tests/test_schedule_speed.py).
+
+Scheduling: the issue cycle of every instruction (a static, timing-aware schedule).
+
+The chip has no interlocks, so the assembler decides when every instruction
+issues, as Groq's compiler does.  It walks the IR rows once, in source order,
+and places each row using the timing model of docs/timing-model.md (positions
+from :mod:`lpuasm.chip`, delays from the chip config).  The rules, which
+docs/language.md ("Pins and scheduling") states for users:
+
+* Every queue issues its rows in source order; a row keeps its queue busy for
+  :func:`durations` cycles (``nop n``: n, ``ifetch n``: n, ``repeat n, d``:
+  n*d, anything else 1).
+* **Pinned** rows (``@N``, or ``@+N`` after the previous non-nop, non-repeat
+  row) issue at the pin.  Errors: the queue is still busy; an output stream slot
+  is taken (another row writes the same stream at the same position and cycle,
+  or a value on its way to an unpinned consumer already placed passes there
+  then); a MEM
+  port is taken (per slice and cycle one read, at issue, and one write, at issue
+  + delay, and if both then on different banks).  Whether their operands arrive
+  is not checked here: the simulator does that.
+* **Unpinned rows with stream inputs** (VXM ops, ``write``, ``lw``, ``abc``,
+  SXM ops, ...) issue when their data passes them.  The producer of each input
+  stream is the latest earlier row in source order that writes it (a
+  ``repeat`` is not a producer: the instruction it repeats is).  The value
+  appears at the producer's position ``delay`` cycles after it issues and
+  passes the consumer ``|x - p|`` cycles later, if the stream flows that way.
+  All inputs must pass at the same cycle c, the queue must be free at c (an
+  ``abc`` must also come after its plane's weights are installed), the value
+  must not be overwritten on its way, and the row's own outputs and ports must
+  be free at c.
+* **Producer delaying**: when an input arrives too early (before another input,
+  before the queue is free, or before an ``abc``'s weights are installed), and
+  its producer is unpinned, has no stream inputs itself (a ``read``, an
+  ``acc``, a ``receive``), is still the last row of its queue (its own
+  ``repeat`` may follow it: it moves along), is not the anchor of an ``@+`` pin
+  and has not been used by another consumer, the producer is moved later so
+  that the inputs line up (if its slots and ports are free at the new cycle).  Otherwise the
+  early arrival is an error.  When all producers of a row are movable and the
+  row cannot issue when its data arrives (its outputs or ports are taken, or an
+  input would be overwritten), they are all delayed to the first cycle where it
+  can (at most ``_SEARCH`` cycles later).  Only producers move: a row with
+  stream inputs is never moved for its consumers.
+* **MXM**: ``iw`` issues no earlier than its plane's last ``lw`` + d(mxm.load);
+  ``acc`` takes the k-th product of its plane (k = earlier ``acc`` issues on
+  the plane) and issues no earlier than that ``abc`` + d(mxm.activation).
+* **Unpinned rows without stream inputs** (``read``, ``iw``, ``acc``, ICU rows)
+  issue at the first cycle >= their queue's free cycle where their output slots
+  and MEM ports are free, for the row and all its repetitions.
+* **halt** (unpinned) issues at the first cycle after every earlier issue and
+  at or after every earlier row's last effect (issue + delay, for a repeat its
+  last repetition + delay).  Nothing may issue, or take effect, after it.
+
+Everything is one pass with small dict lookups: words are decoded once per
+distinct word (SRAM word offsets masked out), so a 100k-row program schedules
+in under a second.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+
+from lpuasm import chip, isa
+from lpuasm.diagnostics import Diagnostic, Diagnostics
+from lpuasm.ir import IR, PIN_ABS, PIN_NONE, PIN_REL, field_array
+
+_HALT = isa.TABLE["halt"]
+_IFETCH = isa.TABLE["ifetch"]
+
+# row kinds
+_K_PLAIN, _K_NOP, _K_REPEAT, _K_HALT, _K_LW, _K_IW, _K_ABC, _K_ACC = range(8)
+_MXM_KINDS = {"lw": _K_LW, "iw": _K_IW, "abc": _K_ABC, "acc": _K_ACC}
+# MEM ports: none, the read port at issue, the write port at issue + delay
+_P_NONE, _P_READ, _P_WRITE = 0, 1, 2
+_SEARCH = 1024  # cycles past the data's arrival an unpinned consumer may wait for free slots
+_PORTS = {"read": _P_READ, "gather": _P_READ, "write": _P_WRITE, "scatter": _P_WRITE}
+_OP_READ, _OP_WRITE = isa.TABLE["read"].opcode, isa.TABLE["write"].opcode
+_ADDR_LO_READ = next(f.lo for f in isa.TABLE["read"].fields if f.name == "a")
+_ADDR_LO_WRITE = next(f.lo for f in isa.TABLE["write"].fields if f.name == "a")
+# opcode -> mask that clears the 12-bit word offset of its SRAM address field
+_OFFSET_MASK = {isa.TABLE[m].opcode: ~(0xFFF << next(f.lo for f in isa.TABLE[m].fields if f.name == "a")) & (2**64 - 1)
+                for m in _PORTS}
+
+
+def durations(ir: IR) -> np.ndarray:
+    """Cycles each row keeps its queue busy."""
+    dur = np.ones(len(ir), dtype=np.int64)
+    for row, fn in ((isa.NOP, lambda w: field_array(w, isa.NOP, "n")),
+                    (isa.REPEAT, lambda w: field_array(w, isa.REPEAT, "n") * field_array(w, isa.REPEAT, "d")),
+                    (_IFETCH, lambda w: field_array(w, _IFETCH, "n"))):
+        mask = ir.op == row.opcode
+        if mask.any():
+            dur[mask] = fn(ir.word[mask])
+    return dur
+
+
+class _Dec:
+    """What the scheduler needs to know about one instruction word."""
+
+    __slots__ = ("row", "kind", "inputs", "groups", "outputs", "delay", "pos", "port", "bank", "plane", "n", "d")
+
+    def __init__(self, word: int, queue: int, geo: chip.Geometry) -> None:
+        row, f = isa.unpack(word)
+        self.row = row
+        self.kind = (_K_NOP if row is isa.NOP else _K_REPEAT if row is isa.REPEAT else
+                     _K_HALT if row is _HALT else _MXM_KINDS.get(row.mnemonic, _K_PLAIN))
+        self.inputs = tuple(d << 5 | i for d, i in chip.stream_inputs(row, f))
+        groups = []
+        for name in chip.STREAM_INPUTS.get(row.mnemonic, ()):
+            code = f[name]
+            if name == "b" and code & isa.SRC_IMMEDIATE:
+                continue
+            groups.append(tuple(code + k for k in range(chip.group_size(row, name, f))))
+        self.groups = tuple(groups)
+        self.outputs = tuple(d << 5 | i for d, i in chip.stream_outputs(row, f))
+        self.delay = chip.delay(geo.config, row)
+        self.pos = geo.queue_position(queue)
+        self.port = _PORTS.get(row.mnemonic, _P_NONE)
+        self.bank = isa.addr_parts(f["a"])[2] if self.port else 0
+        self.plane = f["p"] if row.unit == "mxm" else -1
+        self.n = f.get("n", 0)
+        self.d = f.get("d", 0)
+
+
+def _s(sid: int) -> str:
+    return isa.stream_name(sid)
+
+
+def _cycles(k: int) -> str:
+    return f"{k} cycle{'s' * (k != 1)}"
+
+
+class _Scheduler:
+    def __init__(self, ir: IR, diags: Diagnostics) -> None:
+        self.ir = ir
+        self.diags = diags
+        cfg = ir.config
+        self.cfg = cfg
+        self.geo = chip.Geometry(cfg)
+        self.vxm = self.geo.vxm
+        n = len(ir)
+        self.n = n
+        self.dur = durations(ir)
+        self.d_load = cfg.latency("mxm.load").delay
+        self.d_install = cfg.latency("mxm.install").delay
+        self.d_act = cfg.latency("mxm.activation").delay
+        self.words = ir.word.tolist()
+        self.queue = ir.queue.tolist()
+        self.pin_kinds = ir.pin_kind.tolist()
+        self.cycles = [0] * n
+        self.effect = [0] * n
+        self.free = [0] * len(cfg.queues)
+        # (cycle, port, row) of a queue's last MEM read or write, while a MEM
+        # instruction of the other kind may still co-issue in that cycle
+        self.pair_open: list[tuple[int, int, int] | None] = [None] * len(cfg.queues)
+        self.last_in_q = [-1] * len(cfg.queues)
+        self.cache: dict[int, _Dec] = {}
+        self.decs: list[_Dec | None] = [None] * n
+        # the repeat row following each repeated row (its base): base -> repeat row
+        self.rep_of: dict[int, int] = {}
+        rep = np.nonzero(ir.op == isa.REPEAT.opcode)[0]
+        if len(rep):
+            order = np.argsort(ir.queue, kind="stable")
+            where = np.empty(n, dtype=np.int64)
+            where[order] = np.arange(n)
+            bases = order[where[rep] - 1]
+            self.rep_of = dict(zip(bases.tolist(), rep.tolist()))
+        self.last_writer: dict[int, int] = {}
+        self.consumed: set[int] = set()
+        self.frozen: set[int] = set()
+        # occupancy
+        self.slots: dict[tuple[int, int, int], int] = {}   # (stream, pos, cycle) -> writing row
+        self.diagw: dict[tuple[int, int], list] = {}        # (stream, diagonal) -> [(pos, row)]
+        self.live: dict[tuple[int, int], list] = {}         # (stream, diagonal) -> [(lo, hi, producer, consumer)]
+        self.rport: dict[tuple[int, int], tuple[int, int]] = {}  # (queue, cycle) -> (bank, row)
+        self.wport: dict[tuple[int, int], tuple[int, int]] = {}
+        # MXM planes
+        planes = cfg.mxm_planes
+        self.products: list[list[tuple[int, int]]] = [[] for _ in range(planes)]  # (ready cycle, abc row)
+        self.accs = [0] * planes
+        self.last_lw = [None] * planes
+        self.last_iw: list[tuple[int, int] | None] = [None] * planes
+        # halt bookkeeping
+        self.last_issue = -1
+        self.max_effect = -1
+        self.max_effect_row = -1
+
+    # ---- helpers -------------------------------------------------------------------
+    def dec(self, i: int) -> _Dec:
+        d = self.decs[i]
+        if d is None:
+            w = self.words[i]
+            m = _OFFSET_MASK.get(w & 0xFF)
+            if m is not None:
+                w &= m  # the word offset of an SRAM address changes nothing here
+            d = self.cache.get(w)
+            if d is None:
+                d = self.cache[w] = _Dec(w, self.queue[i], self.geo)
+            self.decs[i] = d
+        return d
+
+    def where(self, j: int, i: int) -> str:
+        """Where row *j* is, as seen from an error on row *i*."""
+        ir = self.ir
+        line = int(ir.loc_line[j])
+        if ir.loc_file[j] == ir.loc_file[i]:
+            return f"line {line}"
+        return f"{ir.files[int(ir.loc_file[j])]}:{line}"
+
+    def note(self, j: int, text: str) -> Diagnostic:
+        return Diagnostic("note", text, self.ir.span(j))
+
+    def place(self, pos: int) -> str:
+        return "the VXM" if pos == self.vxm else self.geo.position_name(pos)
+
+    def unit_place(self, i: int) -> str:
+        """Where row *i*'s unit is, in words."""
+        d = self.dec(i)
+        if d.row.unit in ("mxm", "sxm", "c2c"):
+            return self.cfg.queues[self.queue[i]]
+        return self.place(d.pos)
+
+    def error(self, i: int, message: str, hint: str | None = None, notes=None) -> None:
+        self.diags.error(message, self.ir.span(i), hint, (notes or []) + self.ir.chain_notes(i))
+
+    def reps(self, i: int) -> list[int]:
+        """Issue offsets of row *i* and of its repetitions."""
+        r = self.rep_of.get(i)
+        if r is None:
+            return [0]
+        rd = self.dec(r)
+        return [k * rd.d for k in range(rd.n + 1)]
+
+    @staticmethod
+    def diag(sid: int, pos: int, cycle: int) -> int:
+        return cycle + pos if sid & 32 else cycle - pos
+
+    # ---- occupancy -------------------------------------------------------------------
+    def conflict(self, i: int, d: _Dec, c: int, offsets) -> tuple[int, str, int] | None:
+        """The first taken stream slot or MEM port of row *i* issued at *c*
+        (with repetitions at the *offsets*): (repetition, message, other row)."""
+        q = self.queue[i]
+        pos = d.pos
+        slots, live = self.slots, self.live
+        for k, off in enumerate(offsets):
+            t = c + off
+            a = t + d.delay
+            for sid in d.outputs:
+                j = slots.get((sid, pos, a))
+                if j is not None and j != i:
+                    return k, (f"stream {_s(sid)} at {self.place(pos)} already carries a value written at cycle {a} "
+                               f"by the instruction at {self.where(j, i)}"), j
+                ranges = live.get((sid, a + pos if sid & 32 else a - pos))
+                if ranges:
+                    for lo, hi, p, cons in ranges:
+                        if lo <= pos <= hi and p != i:
+                            return k, (f"stream {_s(sid)} at {self.place(pos)} is in use at cycle {a}: it carries the "
+                                       f"value from {self.where(p, i)} to {self.where(cons, i)}"), cons
+            if d.port:
+                if d.port == _P_READ:
+                    other = self.rport.get((q, t))
+                    if other is not None and other[1] != i:
+                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {t}: the instruction at "
+                                   f"{self.where(other[1], i)} reads this slice then too (one read per slice per cycle)"), other[1]
+                    other = self.wport.get((q, t))
+                    if other is not None and other[1] != i and other[0] == d.bank:
+                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {t}: this instruction reads bank "
+                                   f"{d.bank} while the instruction at {self.where(other[1], i)} writes it"), other[1]
+                else:
+                    w = t + d.delay
+                    other = self.wport.get((q, w))
+                    if other is not None and other[1] != i:
+                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {w}: the instruction at "
+                                   f"{self.where(other[1], i)} writes this slice then too (one write per slice per cycle)"), other[1]
+                    other = self.rport.get((q, w))
+                    if other is not None and other[1] != i and other[0] == d.bank:
+                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {w}: this instruction writes bank "
+                                   f"{d.bank} while the instruction at {self.where(other[1], i)} reads it"), other[1]
+        return None
+
+    def report_conflicts(self, i: int, d: _Dec, c: int, offsets) -> None:
+        """Report the first conflict of the row and the first of its repetitions."""
+        bad = self.conflict(i, d, c, offsets)
+        if bad is None:
+            return
+        k, msg, j = bad
+        where = i if k == 0 else self.rep_of[i]
+        self.error(where, msg, notes=[self.note(j, "the other instruction is here")])
+        if k == 0 and len(offsets) > 1:
+            bad = self.conflict(i, d, c, offsets[1:])
+            if bad is not None:
+                k, msg, j = bad
+                self.error(self.rep_of[i], msg, notes=[self.note(j, "the other instruction is here")])
+
+    def reserve(self, i: int, d: _Dec, c: int, offsets) -> None:
+        q = self.queue[i]
+        pos = d.pos
+        for off in offsets:
+            t = c + off
+            a = t + d.delay
+            for sid in d.outputs:
+                self.slots.setdefault((sid, pos, a), i)
+                self.diagw.setdefault((sid, self.diag(sid, pos, a)), []).append((pos, i))
+            if d.port == _P_READ:
+                self.rport.setdefault((q, t), (d.bank, i))
+            elif d.port == _P_WRITE:
+                self.wport.setdefault((q, t + d.delay), (d.bank, i))
+
+    def unreserve(self, i: int, d: _Dec, c: int, offsets) -> None:
+        """Undo :meth:`reserve`."""
+        q = self.queue[i]
+        pos = d.pos
+        for off in offsets:
+            t = c + off
+            a = t + d.delay
+            for sid in d.outputs:
+                if self.slots.get((sid, pos, a)) == i:
+                    del self.slots[(sid, pos, a)]
+                key = (sid, self.diag(sid, pos, a))
+                lst = [e for e in self.diagw.get(key, ()) if e[1] != i]
+                if lst:
+                    self.diagw[key] = lst
+                else:
+                    self.diagw.pop(key, None)
+            if d.port == _P_READ and self.rport.get((q, t), (0, -1))[1] == i:
+                del self.rport[(q, t)]
+            elif d.port == _P_WRITE and self.wport.get((q, a), (0, -1))[1] == i:
+                del self.wport[(q, a)]
+
+    def first_free(self, i: int, d: _Dec, c: int, offsets) -> int:
+        if not d.outputs and not d.port:
+            return c
+        while self.conflict(i, d, c, offsets) is not None:
+            c += 1
+        return c
+
+    def earliest(self, q: int, d: _Dec, i: int) -> int:
+        """First cycle queue *q* may issue row *i*: a MEM slice issues one
+        read-type and one write-type instruction per cycle, else one
+        instruction.  A read never joins the write before it when that write
+        stores the word it reads (or either side has data-dependent addresses):
+        it must see the new value."""
+        po = self.pair_open[q]
+        if po is not None and d.port != _P_NONE and d.port != po[1]:
+            cycle, port, row = po
+            if port == _P_WRITE and self.hazard(row, i):
+                return self.free[q]
+            return cycle
+        return self.free[q]
+
+    def hazard(self, w: int, r: int) -> bool:
+        """Does read-type row *r* read what write-type row *w* stores?"""
+        ow, orr = int(self.ir.op[w]), int(self.ir.op[r])
+        if ow != _OP_WRITE or orr != _OP_READ:
+            return True  # gather/scatter: any word of the bank
+        return (int(self.ir.word[w]) >> _ADDR_LO_WRITE) & 0xFFFFF == (int(self.ir.word[r]) >> _ADDR_LO_READ) & 0xFFFFF
+
+    # ---- producers -------------------------------------------------------------------
+    def movable(self, p: int) -> bool:
+        """May producer *p* be issued later than placed (see the module docstring)?"""
+        d = self.dec(p)
+        last = self.last_in_q[self.queue[p]]
+        return (self.pin_kinds[p] == PIN_NONE and p not in self.consumed and p not in self.frozen
+                and not d.inputs and d.kind in (_K_PLAIN, _K_ACC)
+                and (last == p or last == self.rep_of.get(p)))
+
+    def move(self, p: int, c: int) -> bool:
+        """Issue producer *p* (and its repetitions) at cycle *c* instead, if its
+        slots and ports are free then."""
+        d = self.dec(p)
+        old = self.cycles[p]
+        offsets = self.reps(p)
+        self.unreserve(p, d, old, offsets)
+        if self.conflict(p, d, c, offsets) is not None:
+            self.reserve(p, d, old, offsets)
+            return False
+        self.reserve(p, d, c, offsets)
+        self.cycles[p] = c
+        q = self.queue[p]
+        self.free[q] = c + 1
+        self.pair_open[q] = None
+        self.note_issue(p, c, c, c + d.delay)
+        r = self.rep_of.get(p)
+        if r is not None and self.last_in_q[q] == r:  # the repeat is placed already: it moves along
+            self.cycles[r] += c - old
+            self.free[q] = self.cycles[r] + int(self.dur[r])
+            self.note_issue(r, self.cycles[r], c + offsets[-1], c + offsets[-1] + d.delay)
+        return True
+
+    def note_issue(self, i: int, c: int, last: int, effect: int) -> None:
+        self.effect[i] = effect
+        if last > self.last_issue:
+            self.last_issue = last
+        if effect > self.max_effect:
+            self.max_effect = effect
+            self.max_effect_row = i
+
+    # ---- the pass ----------------------------------------------------------------------
+    def run(self) -> list[int]:
+        ir = self.ir
+        kinds, pins = ir.pin_kind.tolist(), ir.pin.tolist()
+        dur = self.dur.tolist()
+        names = self.cfg.queues
+        cycles = self.cycles
+        free = self.free
+        prev, prev_row = 0, -1
+        halt_row = None
+        for i in range(self.n):
+            q = self.queue[i]
+            d = self.dec(i)
+            kind = d.kind
+            if kind == _K_REPEAT:
+                base = self.last_in_q[q]
+                c = free[q]
+                cycles[i] = c
+                free[q] = c + dur[i]
+                self.pair_open[q] = None
+                self.last_in_q[q] = i
+                last = cycles[base] + d.n * d.d
+                self.note_issue(i, c, max(last, c + dur[i] - 1), last + self.dec(base).delay)
+                continue
+            if kind == _K_HALT:
+                c = self.halt(i, kinds[i], pins[i], prev, prev_row, halt_row)
+                if halt_row is None:
+                    halt_row = i
+            else:
+                pk = kinds[i]
+                offsets = self.reps(i)
+                if pk != PIN_NONE:
+                    c = pins[i] if pk == PIN_ABS else prev + pins[i]
+                    if pk == PIN_REL and prev_row >= 0:
+                        self.frozen.add(prev_row)
+                    if c < self.earliest(q, d, i):
+                        what = f"@{pins[i]}" if pk == PIN_ABS else f"@+{pins[i]} (cycle {c})"
+                        self.error(i, f"cannot issue at {what}: queue {names[q]} is busy until cycle {free[q] - 1}",
+                                   f"the earliest cycle is {free[q]}; remove the pin or raise it")
+                        c = free[q]
+                    else:
+                        self.report_conflicts(i, d, c, offsets)
+                elif d.inputs:
+                    c = self.consumer(i, d, offsets)
+                else:
+                    c = self.plain(i, d, offsets)
+                self.reserve(i, d, c, offsets)
+                self.mxm_after(i, d, c, offsets)
+                for sid in d.outputs:
+                    self.last_writer[sid] = i
+            cycles[i] = c
+            paired = c < free[q]  # a MEM read and write co-issued
+            free[q] = max(free[q], c + dur[i])
+            self.pair_open[q] = None if paired or d.port == _P_NONE or dur[i] != 1 else (c, d.port, i)
+            self.last_in_q[q] = i
+            if kind != _K_NOP:
+                prev, prev_row = c, i
+            self.note_issue(i, c, c + dur[i] - 1, c + d.delay)
+        if halt_row is not None:
+            self.after_halt(halt_row)
+        return cycles
+
+    def halt(self, i: int, pk: int, pin: int, prev: int, prev_row: int, halt_row: int | None) -> int:
+        q = self.queue[i]
+        if halt_row is not None:
+            self.diags.error("a program has one 'halt'", self.ir.span(i),
+                             notes=[Diagnostic("note", "first 'halt' here", self.ir.span(halt_row)),
+                                    *self.ir.chain_notes(i)])
+        earliest = max(self.free[q], self.last_issue + 1, self.max_effect)
+        if pk == PIN_NONE:
+            return earliest
+        c = pin if pk == PIN_ABS else prev + pin
+        if pk == PIN_REL and prev_row >= 0:
+            self.frozen.add(prev_row)
+        if c < earliest:
+            what = f"@{pin}" if pk == PIN_ABS else f"@+{pin} (cycle {c})"
+            if self.max_effect > max(self.last_issue + 1, self.free[q]):
+                why = f"the instruction at {self.where(self.max_effect_row, i)} takes effect at cycle {self.max_effect}"
+            elif self.last_issue + 1 > self.free[q]:
+                why = f"instructions before it issue until cycle {self.last_issue}"
+            else:
+                why = f"queue {self.cfg.queues[q]} is busy until cycle {self.free[q] - 1}"
+            self.error(i, f"cannot issue at {what}: {why}", f"the earliest cycle is {earliest}; remove the pin or raise it")
+            c = earliest
+        return c
+
+    def after_halt(self, h: int) -> None:
+        """Nothing issues or takes effect after 'halt'."""
+        cycles = np.asarray(self.cycles, dtype=np.int64)
+        hc = int(cycles[h])
+        last = cycles + np.where(self.ir.op == isa.REPEAT.opcode, self.dur - 1, 0)
+        effect = np.asarray(self.effect, dtype=np.int64)
+        bad = (last > hc) | (effect > hc)
+        bad[h] = False
+        for i in np.nonzero(bad)[0].tolist():
+            if last[i] > hc:
+                msg = f"this instruction issues at cycle {last[i]}, after 'halt' at cycle {hc}"
+            else:
+                msg = f"this instruction takes effect at cycle {effect[i]}, after 'halt' at cycle {hc}"
+            self.error(i, msg, notes=[Diagnostic("note", "'halt' is here", self.ir.span(h))])
+
+    def plain(self, i: int, d: _Dec, offsets) -> int:
+        """An unpinned row without stream inputs: first free cycle."""
+        q = self.queue[i]
+        c = self.earliest(q, d, i)
+        if d.kind == _K_IW:
+            lw = self.last_lw[d.plane]
+            if lw is not None:
+                c = max(c, lw + self.d_load)
+        elif d.kind == _K_ACC:
+            k = self.accs[d.plane]
+            prods = self.products[d.plane]
+            if k < len(prods):
+                c = max(c, prods[k][0])
+            else:
+                self.error(i, f"'acc' on mxm{d.plane} takes product {k + 1} of the plane, but only {len(prods)} "
+                              f"come from earlier 'abc' instructions",
+                           f"issue an 'abc' on mxm{d.plane} first, or pin this instruction")
+        return self.first_free(i, d, c, offsets)
+
+    def mxm_after(self, i: int, d: _Dec, c: int, offsets) -> None:
+        kind = d.kind
+        if kind == _K_PLAIN:
+            return
+        p = d.plane
+        if kind == _K_LW:
+            self.last_lw[p] = c + offsets[-1]
+        elif kind == _K_IW:
+            self.last_iw[p] = (c + offsets[-1], i)
+        elif kind == _K_ABC:
+            self.products[p].extend((c + off + self.d_act, i) for off in offsets)
+        elif kind == _K_ACC:
+            self.accs[p] += len(offsets)
+
+    def consumer(self, i: int, d: _Dec, offsets) -> int:
+        """An unpinned row with stream inputs: it issues when they pass it."""
+        q = self.queue[i]
+        x = d.pos
+        arrival: dict[int, int] = {}    # stream -> cycle it passes x
+        producer: dict[int, int] = {}   # stream -> row
+        for sid in d.inputs:
+            if sid in arrival:
+                continue
+            p = self.last_writer.get(sid)
+            if p is None:
+                self.error(i, f"no earlier instruction writes {_s(sid)}; write it first or pin this instruction")
+                return self.first_free(i, d, self.free[q], offsets)
+            pd = self.dec(p)
+            a = self.cycles[p] + pd.delay
+            west = sid & 32
+            if (x > pd.pos) if west else (x < pd.pos):
+                other = f"s{sid & 31}{'e' if west else 'w'}"
+                self.error(i, f"the value on {_s(sid)} flows {'west' if west else 'east'} from {self.unit_place(p)} "
+                              f"and never passes {self.unit_place(i)}",
+                           f"only {'an eastward' if west else 'a westward'} stream ({other}, ...) goes from there to here",
+                           [self.note(p, f"{_s(sid)} is written here")])
+                return self.first_free(i, d, self.free[q], offsets)
+            arrival[sid] = a + abs(x - pd.pos)
+            producer[sid] = p
+        earliest = self.earliest(q, d, i)
+        ready = None
+        if d.kind == _K_ABC and self.last_iw[d.plane] is not None:
+            ready = self.last_iw[d.plane][0] + self.d_install
+        latest = max(arrival.values())
+        base = max(latest, earliest, ready if ready is not None else latest)
+        # Issue at the first cycle from *base* on where the inputs line up (early
+        # producers delayed), none is overwritten on its way, and the row's own
+        # slots and ports are free.  Past *base* every producer must move.
+        target = base
+        for _ in range(_SEARCH):
+            early = {producer[s]: a for s, a in arrival.items() if a < target}
+            if any(not self.movable(p) for p in early):
+                break
+            moved = self.shift(early, target)
+            if moved is not None:
+                arr = {s: (target if producer[s] in early else a) for s, a in arrival.items()}
+                if self.clobber(d, target, arr, producer) is None and self.conflict(i, d, target, offsets) is None:
+                    self.check_paths(i, d, target, arr, producer)
+                    return target
+                self.unshift(moved, target)
+            target += 1
+        # no such cycle: report what is wrong at *base*
+        early = {producer[s]: a for s, a in arrival.items() if a < base}
+        stuck = {p: a for p, a in early.items() if not self.movable(p)}
+        if not stuck and self.shift(early, base) is None:
+            stuck = early
+        if stuck:
+            self.early_error(i, d, arrival, producer, stuck, latest, earliest, ready)
+        else:
+            arrival = {s: (base if producer[s] in early else a) for s, a in arrival.items()}
+        self.check_paths(i, d, base, arrival, producer)
+        self.report_conflicts(i, d, base, offsets)
+        return base
+
+    def shift(self, early: dict[int, int], target: int) -> tuple | None:
+        """Delay each producer of *early* (row -> arrival) so that it arrives at
+        *target*.  Returns what :meth:`unshift` needs to undo it, or None (and
+        nothing moved) if one of them cannot move there."""
+        saved = self.last_issue, self.max_effect, self.max_effect_row
+        moved: list[tuple[int, int]] = []
+        for p, a in early.items():
+            if not self.move(p, self.cycles[p] + target - a):
+                self.unshift((moved, saved), target)
+                return None
+            moved.append((p, a))
+        return moved, saved
+
+    def unshift(self, shifted: tuple, target: int) -> None:
+        moved, saved = shifted
+        for p, a in moved:
+            self.move(p, self.cycles[p] - (target - a))
+        self.last_issue, self.max_effect, self.max_effect_row = saved
+
+    def early_error(self, i, d, arrival, producer, stuck, latest, earliest, ready) -> None:
+        """Report why row *i* cannot issue when its inputs pass (the *stuck*
+        producers, with their arrivals, could not be delayed)."""
+        q = self.queue[i]
+        if any(a < latest for a in stuck.values()):
+            entries: list[tuple[str, int]] = []
+            for group in d.groups:
+                arrs = [arrival[s] for s in group]
+                if len(set(arrs)) == 1:
+                    entries.append((_s(group[0]), arrs[0]))
+                else:
+                    entries += [(_s(s), a) for s, a in zip(group, arrs)]
+            seen = set()
+            entries = [e for e in entries if not (e in seen or seen.add(e))]
+            first_early = next(s for s in d.inputs if producer[s] in stuck and arrival[s] < latest)
+            first_late = next(s for s in d.inputs if arrival[s] == latest)
+            pe, pl = producer[first_early], producer[first_late]
+            k = latest - arrival[first_early]
+            self.error(i, "inputs arrive at different cycles: " + ", ".join(f"{s} at cycle {a}" for s, a in entries),
+                       f"delay the producer of {_s(first_early)} ({self.where(pe, i)}) by {_cycles(k)} "
+                       f"(pin it at @{self.cycles[pe] + k}), or issue the producer of {_s(first_late)} "
+                       f"({self.where(pl, i)}) {_cycles(k)} earlier",
+                       [self.note(pe, f"{_s(first_early)} is written here"), self.note(pl, f"{_s(first_late)} is written here")])
+            return
+        sid = next(s for s in d.inputs if producer[s] in stuck)
+        p = producer[sid]
+        k = max(earliest, ready if ready is not None else earliest) - latest
+        hint = f"delay the producer of {_s(sid)} ({self.where(p, i)}) by {_cycles(k)} (pin it at @{self.cycles[p] + k})"
+        if ready is None or latest >= ready or earliest > ready:
+            self.error(i, f"the value on {_s(sid)} passes {self.unit_place(i)} at cycle {latest}, but queue "
+                          f"{self.cfg.queues[q]} is busy until cycle {earliest - 1}",
+                       hint + ("" if d.row.unit != "vxm" else ", or use another ALU"),
+                       [self.note(p, f"{_s(sid)} is written here")])
+        else:
+            cyc, iw = self.last_iw[d.plane]
+            self.error(i, f"the value on {_s(sid)} passes {self.unit_place(i)} at cycle {latest}, before the weights "
+                          f"installed by the 'iw' at {self.where(iw, i)} are ready at cycle {ready}",
+                       hint, [self.note(iw, "the 'iw' is here")])
+
+    def clobber(self, d: _Dec, c: int, arrival, producer) -> tuple | None:
+        """The first input of a row at *d*'s position, issued at *c*, that another
+        write overwrites on its way: (stream, producer, writer, position)."""
+        x = d.pos
+        for sid, p in producer.items():
+            pd = self.dec(p)
+            if arrival[sid] != c or x == pd.pos:
+                continue
+            lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
+            key = (sid, self.diag(sid, pd.pos, self.cycles[p] + pd.delay))
+            for y, w in self.diagw.get(key, ()):
+                if w != p and lo <= y <= hi:
+                    return sid, p, w, y
+        return None
+
+    def check_paths(self, i: int, d: _Dec, c: int, arrival, producer) -> None:
+        """Each input must reach row *i* unchanged; then it is in use along its path."""
+        x = d.pos
+        for sid, p in producer.items():
+            pd = self.dec(p)
+            self.consumed.add(p)
+            if arrival[sid] != c or x == pd.pos:
+                continue
+            lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
+            key = (sid, self.diag(sid, pd.pos, self.cycles[p] + pd.delay))
+            for y, w in self.diagw.get(key, ()):
+                if w != p and lo <= y <= hi:
+                    t = key[1] - y if sid & 32 else key[1] + y
+                    self.error(i, f"the value on {_s(sid)} from {self.where(p, i)} is overwritten at {self.place(y)} at "
+                                  f"cycle {t} by the instruction at {self.where(w, i)} before it passes "
+                                  f"{self.unit_place(i)}",
+                               "use another stream for one of the two values, or pin one of them to another cycle",
+                               [self.note(w, "the overwriting instruction is here")])
+                    break
+            else:
+                self.live.setdefault(key, []).append((lo, hi, p, i))
+
+
+def schedule(ir: IR, diags: Diagnostics) -> np.ndarray:
+    """Issue cycle of every row (int64).  Errors go to *diags*."""
+    if not len(ir):
+        return np.zeros(0, dtype=np.int64)
+    # The pass allocates millions of small tuples and no reference cycles: the
+    # cyclic garbage collector would only rescan them (it costs more than the pass).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return np.asarray(_Scheduler(ir, diags).run(), dtype=np.int64)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def issue_end(ir: IR, cycles: np.ndarray) -> int:
+    """The cycle after the last issue of any instruction (repetitions included,
+    idle ``nop`` time not)."""
+    if not len(ir):
+        return 0
+    dur = durations(ir)
+    last = cycles + np.where(ir.op == isa.REPEAT.opcode, dur, 1)
+    last = last[ir.op != isa.NOP.opcode]
+    return int(last.max()) if len(last) else 0
