@@ -1,10 +1,14 @@
 """The fast interpreter: numpy-vectorised, deterministic, cycle-accurate to
 docs/timing-model.md.
 
-The timing analysis (:mod:`lpuasm.analysis`) has already matched every stream
-sample with its producer, so no stream registers exist at run time: each
-instruction's inputs are read from a ring buffer of produced values.  The
-program runs in issue order, and all instructions issued in one cycle with the
+:func:`run` analyses the program (:mod:`lpuasm.analysis`), then evaluates it
+with the level engine (:mod:`lpuasm.levels`: whole-program dataflow batches)
+where it can, else with the cycle engine defined here, which also serves the
+debugger's stepping.
+
+The cycle engine: the analysis has already matched every stream sample with its
+producer, so no stream registers exist at run time: each instruction's inputs
+are read from a ring buffer of produced values.  The program runs in issue order, and all instructions issued in one cycle with the
 same opcode and dtypes execute as one batch (one numpy call over a (B, lanes)
 array).  Idle cycles cost nothing.  SRAM writes and MXM state changes are
 queued and applied once their cycle has passed, so every instruction sees
