@@ -8,7 +8,10 @@ docs/language.md ("Pins and scheduling") states for users:
 
 * Every queue issues its rows in source order; a row keeps its queue busy for
   :func:`durations` cycles (``nop n``: n, ``ifetch n``: n, ``repeat n, d``:
-  n*d, anything else 1).
+  n*d, anything else 1).  A MEM slice's queue may issue a read-type and a
+  write-type row in one cycle (the pseudo-dual-ported SRAM): a row joins the
+  previous row's cycle when they are of the two kinds, unless it reads the word
+  that previous write stores (it must see the new value).
 * **Pinned** rows (``@N``, or ``@+N`` after the previous non-nop, non-repeat
   row) issue at the pin.  Errors: the queue is still busy; an output stream slot
   is taken (another row writes the same stream at the same position and cycle,
