@@ -262,7 +262,6 @@ class _Vec:
     # ---- operands (only those that use a loop variable come here) ----
     def operand(self, row, spec, node, dtypes):
         kind = spec.kind
-        cfg = self.cfg
         if kind == "stream":
             return self.stream(node), None
         if kind == "src":
