@@ -80,6 +80,7 @@ class Lowerer(MacroExpansion, DataDirectives):
             "BANKS": config.banks_per_slice,
             "WORDS": config.words_per_bank,
             "STREAMS": config.streams_per_direction,
+            "MXM_ACC_ROWS": config.mxm_acc_rows,
         }
         for name, value in (defines or {}).items():
             if RESERVED_RE.match(name) or name in self.predefined or name in BUILTIN_CONSTANTS:
@@ -270,9 +271,14 @@ class Lowerer(MacroExpansion, DataDirectives):
         if stdlib:
             from .assembler import stdlib_dir
             candidates.append(stdlib_dir() / name)
-        for c in candidates:
-            if c.is_file():
+        # a file finds itself last: `work/mlp.lasm` including "mlp.lasm" means the stdlib's
+        here = Path(span.file).resolve() if not span.file.startswith("<") else None
+        found = [c for c in candidates if c.is_file()]
+        for c in found:
+            if c.resolve() != here:
                 return c
+        if found:
+            return found[0]
         searched = ", ".join(str(c.parent) for c in candidates)
         self.fail(f"cannot find '{name}'", span, f"searched {searched}; add a directory with -I")
 
