@@ -487,9 +487,10 @@ def test_demo_tiny(capsys, in_tmp):
     assert (rc, err) == (0, "")
     lines = out.splitlines()
     assert "  verification  OK" in lines
-    assert any(l.startswith("[4/9] gemm: results match numpy bit for bit") for l in lines)
-    assert any(l.startswith("[8/9] stream: results match numpy bit for bit") for l in lines)
-    assert any(l.startswith("[9/9] ") and "disassembled" in l and "byte-identical" in l for l in lines)
+    assert any(l.startswith("[4/13] gemm: results match numpy bit for bit") for l in lines)
+    assert any(l.startswith("[8/13] stream: results match numpy bit for bit") for l in lines)
+    assert any(l.startswith("[12/13] mlp: results match the chip's numpy model bit for bit") for l in lines)
+    assert any(l.startswith("[13/13] ") and "disassembled" in l and "byte-identical" in l for l in lines)
     assert any(l.startswith("  chip  tiny: 32 lanes") for l in lines)
     assert any(l.startswith("    cycles") for l in lines) and any("mxm" in l for l in lines)
     assert list(in_tmp.iterdir()) == []  # without --keep it leaves nothing behind
@@ -498,7 +499,7 @@ def test_demo_tiny(capsys, in_tmp):
 def test_demo_keep(capsys, in_tmp):
     rc, out, _ = run(capsys, "demo", "--config", "tiny", "--size", "1", "--keep", "kept")
     assert rc == 0 and "  verification  OK" in out.splitlines()
-    assert {"gemm.lpu", "stream.lpu"} == {p.name for p in (in_tmp / "kept").iterdir()}
+    assert {"gemm.lpu", "stream.lpu", "mlp.lpu"} == {p.name for p in (in_tmp / "kept").iterdir()}
 
 
 def test_demo_bad_size(capsys):

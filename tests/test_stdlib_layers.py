@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from lpuasm.assembler import stdlib_dir
+from lpuasm.config import TINY
+from lpuasm.model import blocks
 from lpuasm.model import reference as ref
 
 from test_stdlib import assemble_error, lit, run_everywhere, same_bits
@@ -20,52 +22,24 @@ LANES = 32          # tiny
 H = LANES // 2      # the f16 K limit: columns per word of the tiled layout
 
 
-def ceil_div(a, b):
-    return -(-a // b)
+def tile_act(a):
+    return blocks.tile_act(a, LANES)
 
 
-# ---- layouts (docs/stdlib.md, "matmul_tiled.lasm") -------------------------------------------
-def tile_act(a: np.ndarray) -> np.ndarray:
-    """m x c -> (ceil(c/H) * m) x LANES: word t*m + r = columns t*H.. of row r, in lanes 0..H-1."""
-    m, c = a.shape
-    out = np.zeros((ceil_div(c, H) * m, LANES), a.dtype)
-    for t in range(ceil_div(c, H)):
-        blk = a[:, t * H:(t + 1) * H]
-        out[t * m:(t + 1) * m, :blk.shape[1]] = blk
-    return out
+def untile_act(a, m, c):
+    return blocks.untile_act(a, m, c, LANES)
 
 
-def untile_act(a: np.ndarray, m: int, c: int) -> np.ndarray:
-    return np.concatenate([a[t * m:(t + 1) * m, :H] for t in range(ceil_div(c, H))], axis=1)[:, :c]
+def tile_weights(w):
+    return blocks.tile_weights(w, LANES)
 
 
-def tile_weights(w: np.ndarray) -> np.ndarray:
-    """w (k x n, y = x @ w) -> NT*KT*H words: word (u*KT + t)*H + j = w[t*H + j, u*H:u*H+H]."""
-    k, n = w.shape
-    kt, nt = ceil_div(k, H), ceil_div(n, H)
-    out = np.zeros((nt * kt * H, LANES), w.dtype)
-    for u in range(nt):
-        for t in range(kt):
-            blk = w[t * H:(t + 1) * H, u * H:(u + 1) * H]
-            base = (u * kt + t) * H
-            out[base:base + blk.shape[0], :blk.shape[1]] = blk
-    return out
+def model_matmul_tiled(x16, w16):
+    return blocks.model_matmul_tiled(x16, w16, LANES)
 
 
-def model_matmul_tiled(x16: np.ndarray, w16: np.ndarray) -> np.ndarray:
-    """y = x @ w as the chip does it: per K tile exact products summed exactly,
-    rounded once to f32; the K tiles' partial sums added in f32, in order."""
-    k = w16.shape[0]
-    acc = None
-    for t in range(ceil_div(k, H)):
-        p = (x16[:, t * H:(t + 1) * H].astype(F64) @ w16[t * H:(t + 1) * H].astype(F64)).astype(F32)
-        acc = p if acc is None else acc + p
-    return acc
-
-
-def model_silu(x):
-    """silu_f32's order: a = x*0.5; t = tanh(a); b = t+1; c = b*0.5; x*c."""
-    return x * ((np.tanh(x * F32(0.5)) + F32(1)) * F32(0.5))
+ceil_div = blocks.ceil_div
+model_silu = blocks.model_silu
 
 
 # ---- matmul_tiled_f16 --------------------------------------------------------------------------
@@ -92,42 +66,11 @@ def test_matmul_tiled_f16(m, k, n, cycles, tmp_path):
 # ---- mlp_swiglu_f16 ----------------------------------------------------------------------------
 def model_mlp(x16, wg, wu, wd, residual):
     """The chip's order and rounding points (mlp.lasm)."""
-    gate = model_matmul_tiled(x16, wg.T)
-    up = model_matmul_tiled(x16, wu.T)
-    p = model_silu(gate) * up
-    h16 = p.astype(F16)
-    y = model_matmul_tiled(h16, wd.T)
-    if residual:
-        y = y + x16.astype(F32)
-    return y, gate, up, p, h16
-
-
-MLP_SRC = """.chip tiny
-.include "mlp.lasm"
-.data  wg, W0.b0[0], f16, {wg}
-.data  wu, W0.b0[{ou}], f16, {wu}
-.data  wd, W0.b0[{od}], f16, {wd}
-.data  x,  W2.b0[0], f16, {x}
-.space y,  W0.b0[{oy}], f32, {hr}
-.space gate, W0.b1[0], f32, {fr}
-.space up, W4.b1[0], f32, {fr}
-.space h,  W2.b0[64], f16, {fr}
-.space xr, W4.b0[0], f32, {hr}
-    mlp_swiglu_f16 x, wg, wu, wd, y, {m}, {hidden}, {ffn}, gate, up, h{res}
-    halt
-"""
+    return blocks.model_mlp(x16, wg, wu, wd, residual, LANES)
 
 
 def mlp_program(x16, wg, wu, wd, residual):
-    m, hidden = x16.shape
-    ffn = wg.shape[0]
-    twg, twu, twd = tile_weights(wg.T), tile_weights(wu.T), tile_weights(wd.T)
-    ou = len(twg)
-    od = ou + len(twu)
-    oy = od + len(twd)
-    return MLP_SRC.format(x=lit(tile_act(x16)), wg=lit(twg), wu=lit(twu), wd=lit(twd), ou=ou, od=od, oy=oy,
-                          fr=ceil_div(ffn, H) * m, hr=ceil_div(hidden, H) * m, m=m, hidden=hidden, ffn=ffn,
-                          res=", residual=1, xr=xr" if residual else "")
+    return blocks.mlp_source(x16, wg, wu, wd, residual, TINY)
 
 
 @pytest.mark.parametrize("m, hidden, ffn, residual, cycles", [
