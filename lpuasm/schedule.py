@@ -40,8 +40,19 @@ docs/language.md ("Pins and scheduling") states for users:
   early arrival is an error.  When all producers of a row are movable and the
   row cannot issue when its data arrives (its outputs or ports are taken, or an
   input would be overwritten), they are all delayed to the first cycle where it
-  can (at most ``_SEARCH`` cycles later).  Only producers move: a row with
-  stream inputs is never moved for its consumers.
+  can (at most ``_SEARCH`` cycles later).
+* **Chain delaying**: only when that finds no cycle (so a program that places
+  without it places exactly as before), and a producer that has to move has
+  stream inputs itself (an unpinned VXM or SXM op: read -> vmul -> ...), the
+  search is repeated with each producer that has to move delayed together with
+  its upstream cone (:meth:`_Scheduler.cone`: the producer, its producers,
+  theirs, ... back to rows without stream inputs), all by the same number of
+  cycles, so the values between them still line up.  Every row of a cone must
+  be unpinned, not an ``@+`` anchor, still the last row of its queue (its own
+  ``repeat`` moves along), read by no row outside the cone (a pinned reader
+  included; the producer itself by no row yet), and the cone's new slots,
+  ports and paths must be free.  Otherwise the error of the rule above stands,
+  word for word.
 * **MXM**: ``iw`` issues no earlier than its plane's last ``lw`` + d(mxm.load);
   ``acc`` takes the k-th product of its plane (k = earlier ``acc`` issues on
   the plane) and issues no earlier than that ``abc`` + d(mxm.activation).
@@ -197,8 +208,15 @@ class _Scheduler:
             rd = self.decs[r]
             self.offs[b] = tuple(k * rd.d for k in range(rd.n + 1))
         self.last_writer: dict[int, int] = {}
-        self.consumed: set[int] = set()
+        # producer -> its first unpinned consumer (more_users: any later ones)
+        self.consumed: dict[int, int] = {}
+        self.more_users: dict[int, list[int]] = {}
         self.frozen: set[int] = set()
+        # for delaying chains: the producers (stream -> row) and in-use paths
+        # (key, lo, hi, producer) of each placed unpinned consumer, and the
+        # producers read by pinned rows
+        self.inputs_of: list[tuple[dict, list] | None] = [None] * n
+        self.pinned_use: set[int] = set()
         # occupancy
         self.slots: dict[int, int] = {}    # (stream, pos, cycle) -> writing row
         self.diagw: dict[int, list] = {}   # (stream, diagonal) -> [(pos, row)]
@@ -478,6 +496,10 @@ class _Scheduler:
                     c = pins[i] if pk == PIN_ABS else prev + pins[i]
                     if pk == PIN_REL and prev_row >= 0:
                         self.frozen.add(prev_row)
+                    for sid in d.inputs:
+                        p = last_writer.get(sid)
+                        if p is not None:
+                            self.pinned_use.add(p)
                     if c < self.earliest(q, d, i):
                         what = f"@{pins[i]}" if pk == PIN_ABS else f"@+{pins[i]} (cycle {c})"
                         self.error(i, f"cannot issue at {what}: queue {names[q]} is busy until cycle {free[q] - 1}",
@@ -645,7 +667,9 @@ class _Scheduler:
             if paths is not None and self.conflict(i, d, base, offsets) is None:
                 consumed, live = self.consumed, self.live
                 for p in producer.values():
-                    consumed.add(p)
+                    if consumed.setdefault(p, i) != i:
+                        self.more_users.setdefault(p, []).append(i)
+                self.inputs_of[i] = (producer, paths)
                 for key, lo, hi, p in paths:
                     lst = live.get(key)
                     if lst is None:
@@ -665,11 +689,14 @@ class _Scheduler:
             if moved is not None:
                 arr = {s: (target if producer[s] in early else a) for s, a in arrival.items()}
                 if self.clobber(d, target, arr, producer) is None and self.conflict(i, d, target, offsets) is None:
-                    self.check_paths(i, d, target, arr, producer)
+                    self.inputs_of[i] = (producer, self.check_paths(i, d, target, arr, producer))
                     return target
                 self.unshift(moved, target)
             target += 1
-        # no such cycle: report what is wrong at *base*
+        # no such cycle: delay whole chains, else report what is wrong at *base*
+        c = self.delay_chains(i, d, offsets, arrival, producer, base)
+        if c is not None:
+            return c
         early = {producer[s]: a for s, a in arrival.items() if a < base}
         stuck = {p: a for p, a in early.items() if not self.movable(p)}
         if not stuck and self.shift(early, base) is None:
@@ -723,6 +750,173 @@ class _Scheduler:
         for p, a in moved:
             self.move(p, self.cycles[p] - (target - a))
         self.last_issue, self.max_effect, self.max_effect_row = saved
+
+    # ---- delaying chains ---------------------------------------------------------------
+    def delay_chains(self, i: int, d: _Dec, offsets, arrival, producer, base: int) -> int | None:
+        """The search of :meth:`consumer` again, where a producer with stream
+        inputs is delayed together with its upstream cone (:meth:`cone`).  Only
+        called once that search has failed: targets where no producer to delay
+        has stream inputs were tried by it and are skipped.  Returns the cycle
+        row *i* issues at (everything moved, its paths in use), or None with
+        nothing changed."""
+        decs = self.decs
+        cones: dict[int, list[int] | None] = {}
+        inputs = set(producer.values())
+        target = base
+        for _ in range(_SEARCH):
+            early = {producer[s]: a for s, a in arrival.items() if a < target}
+            if any(decs[p].inputs for p in early):
+                groups = []
+                rows: set[int] = set()
+                for p, a in early.items():
+                    if p not in cones:
+                        cones[p] = self.cone(p, inputs)
+                    cone = cones[p]
+                    if cone is None or not rows.isdisjoint(cone):
+                        return None
+                    rows.update(cone)
+                    groups.append((cone, target - a))
+                done = []
+                for members, delta in groups:
+                    u = self.move_cone(members, delta)
+                    if u is None:
+                        break
+                    done.append(u)
+                else:
+                    arr = {s: (target if producer[s] in early else a) for s, a in arrival.items()}
+                    if self.clobber(d, target, arr, producer) is None and self.conflict(i, d, target, offsets) is None:
+                        self.inputs_of[i] = (producer, self.check_paths(i, d, target, arr, producer))
+                        return target
+                for u in reversed(done):
+                    self.unmove_cone(u)
+            target += 1
+        return None
+
+    def cone(self, p: int, inputs) -> list[int] | None:
+        """Producer *p* and every row its value derives from (its producers,
+        theirs, ..., back to rows without stream inputs), in source order, if
+        they may all be delayed together: each is unpinned, not the anchor of
+        an ``@+`` pin, still the last row of its queue (its ``repeat`` may
+        follow), and read by no row outside the cone (nor, but for *p*, by the
+        row being placed, whose producers are *inputs*).  Else None."""
+        decs, queue, last_in_q, rep_of = self.decs, self.queue, self.last_in_q, self.rep_of
+        members = [p]
+        seen = {p}
+        k = 0
+        while k < len(members):
+            r = members[k]
+            k += 1
+            dr = decs[r]
+            last = last_in_q[queue[r]]
+            if (self.pin_kinds[r] != PIN_NONE or r in self.frozen or r in self.pinned_use
+                    or not (last == r or last == rep_of.get(r)) or (r != p and r in inputs)):
+                return None
+            if dr.inputs:
+                placed = self.inputs_of[r]
+                if dr.kind != _K_PLAIN or placed is None:
+                    return None
+                for q in placed[0].values():
+                    if q not in seen:
+                        seen.add(q)
+                        members.append(q)
+            elif dr.kind not in (_K_PLAIN, _K_ACC):
+                return None
+        for r in members:
+            u = self.consumed.get(r)
+            if u is not None and (u not in seen or any(v not in seen for v in self.more_users.get(r, ()))):
+                return None
+        members.sort()
+        return members
+
+    def move_cone(self, members: list[int], delta: int) -> tuple | None:
+        """Issue the rows of a cone (and their repetitions) *delta* cycles later,
+        with the paths between them, if their slots, ports and paths are free
+        then.  Returns what :meth:`unmove_cone` needs, or None (nothing moved)."""
+        decs, cycles, live, diagw, inputs_of = self.decs, self.cycles, self.live, self.diagw, self.inputs_of
+        old_paths = {c: inputs_of[c] for c in members if inputs_of[c] is not None}
+        for c, (_, paths) in old_paths.items():
+            for key, lo, hi, p in paths:
+                self._unlive(key, (lo, hi, p, c))
+        for r in members:
+            self.unreserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
+        placed = []
+        ok = True
+        for r in members:
+            offsets = self.offs.get(r, _ZERO)
+            if self.conflict(r, decs[r], cycles[r] + delta, offsets) is not None:
+                ok = False
+                break
+            self.reserve(r, decs[r], cycles[r] + delta, offsets)
+            placed.append(r)
+        new_paths = {}
+        if ok:
+            for c, (prods, paths) in old_paths.items():
+                moved = [(key + (delta << 6), lo, hi, p) for key, lo, hi, p in paths]
+                for key, lo, hi, p in moved:
+                    if any(w != p and lo <= y <= hi for y, w in diagw.get(key, ())):
+                        ok = False
+                new_paths[c] = (prods, moved)
+        if not ok:
+            for r in placed:
+                self.unreserve(r, decs[r], cycles[r] + delta, self.offs.get(r, _ZERO))
+            for r in members:
+                self.reserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
+            for c, (_, paths) in old_paths.items():
+                for key, lo, hi, p in paths:
+                    live.setdefault(key, []).append((lo, hi, p, c))
+            return None
+        saved = (self.last_issue, self.max_effect, self.max_effect_row,
+                 [(q, self.free[q], self.pair_open[q]) for q in {self.queue[r] for r in members}],
+                 [(r, cycles[r], self.effect[r]) for m in members for r in (m, self.rep_of.get(m)) if r is not None])
+        for c, (prods, paths) in new_paths.items():
+            inputs_of[c] = (prods, paths)
+            for key, lo, hi, p in paths:
+                live.setdefault(key, []).append((lo, hi, p, c))
+        for r in members:
+            c = cycles[r] + delta
+            cycles[r] = c
+            q = self.queue[r]
+            self.free[q] = c + 1
+            self.pair_open[q] = None
+            d = decs[r]
+            self.note_issue(r, c, c, c + d.delay)
+            rr = self.rep_of.get(r)
+            if rr is not None and self.last_in_q[q] == rr:  # the repeat is placed already: it moves along
+                offsets = self.offs[r]
+                cycles[rr] += delta
+                self.free[q] = cycles[rr] + int(self.dur[rr])
+                self.note_issue(rr, cycles[rr], c + offsets[-1], c + offsets[-1] + d.delay)
+        return members, delta, old_paths, new_paths, saved
+
+    def unmove_cone(self, moved: tuple) -> None:
+        """Undo :meth:`move_cone`."""
+        members, delta, old_paths, new_paths, saved = moved
+        decs, cycles, live = self.decs, self.cycles, self.live
+        for c, (_, paths) in new_paths.items():
+            for key, lo, hi, p in paths:
+                self._unlive(key, (lo, hi, p, c))
+        for r in members:
+            self.unreserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
+        self.last_issue, self.max_effect, self.max_effect_row, queues, rows = saved
+        for q, free, po in queues:
+            self.free[q] = free
+            self.pair_open[q] = po
+        for r, c, e in rows:
+            cycles[r] = c
+            self.effect[r] = e
+        for r in members:
+            self.reserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
+        for c, entry in old_paths.items():
+            self.inputs_of[c] = entry
+            for key, lo, hi, p in entry[1]:
+                live.setdefault(key, []).append((lo, hi, p, c))
+
+    def _unlive(self, key: int, entry: tuple) -> None:
+        lst = self.live.get(key)
+        if lst is not None and entry in lst:
+            lst.remove(entry)
+            if not lst:
+                del self.live[key]
 
     def early_error(self, i, d, arrival, producer, stuck, latest, earliest, ready) -> None:
         """Report why row *i* cannot issue when its inputs pass (the *stuck*
@@ -778,12 +972,15 @@ class _Scheduler:
                     return sid, p, w, y
         return None
 
-    def check_paths(self, i: int, d: _Dec, c: int, arrival, producer) -> None:
-        """Each input must reach row *i* unchanged; then it is in use along its path."""
+    def check_paths(self, i: int, d: _Dec, c: int, arrival, producer) -> list:
+        """Each input must reach row *i* unchanged; then it is in use along its path.
+        Returns the paths put in use, (key, lo, hi, producer)."""
         x = d.pos
+        added = []
         for sid, p in producer.items():
             pd = self.decs[p]
-            self.consumed.add(p)
+            if self.consumed.setdefault(p, i) != i:
+                self.more_users.setdefault(p, []).append(i)
             if arrival[sid] != c or x == pd.pos:
                 continue
             lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
@@ -800,6 +997,8 @@ class _Scheduler:
                     break
             else:
                 self.live.setdefault(key, []).append((lo, hi, p, i))
+                added.append((key, lo, hi, p))
+        return added
 
 
 def schedule(ir: IR, diags: Diagnostics) -> np.ndarray:

@@ -498,3 +498,62 @@ def test_a_read_does_not_co_issue_with_the_write_of_its_word():
     # the write issues at 4 and stores at 5; the read must see the new value,
     # and a read of bank 0 at 5 would clash with the store: 6
     assert cycles_of(src) == [0, 4, 6]
+
+
+# ---- delaying whole chains ----------------------------------------------------------------------
+CHAIN = """\
+.data a, W0.b0[0], i8, [3]
+.data b, W5.b0[0], i8, [4]
+.space y, E2.b1[0], i8, 1
+    read a, s0e{pin_read}
+    vmul.i8 s0e, 2, s1e, alu0{pin_mul}
+{between}    read b, s2e
+    vadd.i8 s1e, s2e, s3e, alu1
+    write s3e, y
+    halt
+"""
+
+
+def run_both(asm):
+    """Both interpreters on an assembled program (either raises SimError on a violation)."""
+    from lpuasm.interp import run
+    from lpuasm.program import load_program
+    from lpuasm.refinterp import run_reference
+
+    prog = load_program(asm.image, asm.config)
+    ref, fast = run_reference(prog), run(prog)
+    assert (fast.sram == ref.sram).all() and fast.stats.cycles == ref.stats.cycles
+    return ref
+
+
+def test_a_chain_is_delayed_whole_to_line_inputs_up():
+    # a's product passes the VXM at 0 + 2 + 1 + 2 = 5, b at 0 + 2 + 6 = 8: the vmul
+    # has a stream input, so it moves 3 cycles with its producer (the read of a).
+    # (Before chains were delayed: "inputs arrive at different cycles: s1e at cycle 5, s2e at cycle 8".)
+    src = ".chip tiny\n" + CHAIN.format(pin_read="", pin_mul="", between="")
+    asm = assemble(src, "chain.lasm")
+    assert asm.cycles.tolist() == [3, 6, 0, 8, 13, 14]
+    assert run_both(asm).tensor("y").tolist()[0][0] == 3 * 2 + 4
+
+
+def test_a_repeated_chain_moves_with_its_repeats():
+    asm = assemble_file(ROOT / "tests" / "corpus" / "schedule_chains.lasm")
+    y = run_both(asm).tensor("y").tolist()
+    assert [row[0] for row in y] == [max(3 * 2, 0) + 4, max(-5 * 2, 0) + 5, max(7 * 2, 0) + 6]
+
+
+@pytest.mark.parametrize("pins", [dict(pin_read=" @0", pin_mul=""), dict(pin_read="", pin_mul=" @3")],
+                         ids=["pinned-read", "pinned-vmul"])
+def test_a_chain_with_a_pinned_row_does_not_move(pins):
+    with pytest.raises(LpuError) as info:
+        assemble(".chip tiny\n" + CHAIN.format(between="", **pins), "t.lasm")
+    (d,) = [d for d in info.value.diagnostics if d.severity == "error"]
+    assert (d.span.line - 1, d.message) == (7, "inputs arrive at different cycles: s1e at cycle 5, s2e at cycle 8")
+    assert d.hint == ("delay the producer of s1e (line 6) by 3 cycles (pin it at @6), or issue the producer of s2e "
+                      "(line 7) 3 cycles earlier")
+
+
+def test_a_chain_whose_value_has_another_consumer_does_not_move():
+    # the read of a is also used by the vneg: the vmul's cone cannot move
+    src = CHAIN.format(pin_read="", pin_mul="", between="    vneg.i8 s0e, s5e, alu2\n")
+    assert errors_of(src) == [(8, "inputs arrive at different cycles: s1e at cycle 5, s2e at cycle 8")]
