@@ -104,7 +104,40 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--size", type=int, default=36, metavar="N",
                    help="problem size: GEMM rows = 8N, streamed vectors = 16N per slice group (default 36)")
     m.add_argument("--keep", metavar="DIR", help="keep the generated images in DIR")
+
+    _model_parser(sub)
     return p
+
+
+def _model_parser(sub) -> None:
+    """``lpuasm model SUBCOMMAND``: one subparser per model tool (capacity now;
+    build/run/verify slot in as further entries of ``_MODEL_COMMANDS``)."""
+    mo = sub.add_parser("model", help="model tools: capacity (bytes on chip against one chip's SRAM)",
+                        description="Tools for Llama/BERT models (docs/model.md).")
+    mo.set_defaults(model_parser=mo)
+    msub = mo.add_subparsers(dest="model_command", metavar="SUBCOMMAND", parser_class=_Parser)
+
+    c = msub.add_parser("capacity", help="print the bytes a model needs on chip and whether it fits one chip",
+                        description="Count the bytes a model needs on chip (weights, KV cache, activations; "
+                                    "unpadded, a lower bound) against one chip's SRAM, and say whether it fits "
+                                    "or about how many chips it needs.  A report: exits 0 either way.")
+    c.set_defaults(model_parser=c)
+    src = c.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME", help="a named model: tiny-llama, llama2-7b, bert-base, ...")
+    src.add_argument("--checkpoint", metavar="DIR",
+                     help="a Hugging Face checkpoint directory (only its config.json is read)")
+    src.add_argument("--shapes", metavar="SPEC",
+                     help="shapes as key=value,... (e.g. hidden=256,heads=4,ffn=688,layers=2); needs --arch")
+    c.add_argument("--arch", choices=("llama", "bert"),
+                   help="architecture: required with --shapes, checked against --preset/--checkpoint")
+    c.add_argument("--layers", type=int, metavar="N", help="cut (or grow) the model to N layers")
+    c.add_argument("--seq", type=int, metavar="N",
+                   help="prompt length (prefill) or KV-cache length (decode); default: max_position_embeddings")
+    c.add_argument("--mode", choices=("prefill", "decode"),
+                   help="prefill or decode (default: decode for llama, prefill for bert)")
+    c.add_argument("--dtype", choices=("fp16", "int8"), default="fp16", help="weight dtype (default fp16)")
+    _config_arg(c)
+    c.add_argument("--json", action="store_true", help="print the capacity as one JSON object")
 
 
 def _config_arg(p, help_text="chip config: tsp-v1 (default), tiny, or a .toml/.json file"):
@@ -364,4 +397,72 @@ def cmd_repl(args) -> int:
     return repl_main(args.file, _load_config(args.config), args.script)
 
 
-_COMMANDS = {"repl": cmd_repl, "asm": cmd_asm, "expand": cmd_expand, "disasm": cmd_disasm, "run": cmd_run, "isa": cmd_isa, "demo": cmd_demo}
+def _model_config(args):
+    """The ModelConfig named by --preset, --checkpoint or --shapes (with --arch)."""
+    from .diagnostics import LpuError, did_you_mean
+    from .model.config import PRESETS, load_hf_config, parse_shapes, preset
+
+    if args.shapes is not None:
+        if args.arch is None:
+            args.model_parser.error("--shapes needs --arch llama|bert")
+        return parse_shapes(args.arch, args.shapes)
+    if args.checkpoint is not None:
+        return load_hf_config(args.checkpoint, arch=args.arch)
+    if args.preset.lower() not in PRESETS:
+        hint = did_you_mean(args.preset, PRESETS)
+        raise LpuError(f"unknown model preset '{args.preset}'" + (f"; {hint}" if hint else "")
+                       + f" (known: {', '.join(PRESETS)})")
+    cfg = preset(args.preset)
+    if args.arch is not None and args.arch != cfg.arch:
+        raise LpuError(f"--preset {args.preset} is a {cfg.arch} model, not {args.arch}")
+    return cfg
+
+
+def cmd_model_capacity(args) -> int:
+    import json
+
+    from .diagnostics import LpuError
+    from .model.capacity import estimate
+
+    for flag in ("layers", "seq"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise LpuError(f"--{flag} must be at least 1, got {value}")
+    cfg = _model_config(args)
+    mode = args.mode or ("decode" if cfg.arch == "llama" else "prefill")
+    if cfg.arch == "bert" and mode == "decode":
+        raise LpuError("--mode decode: bert is an encoder, only prefill applies")
+    seq = args.seq if args.seq is not None else cfg.max_position_embeddings
+    chip = _load_config(args.config)
+    cap = estimate(cfg, chip=chip, mode=mode, dtype=args.dtype, seq=seq, layers=args.layers)
+    if args.json:
+        print(json.dumps({
+            "model": cap.model, "arch": cfg.arch, "chip": cap.chip, "mode": cap.mode, "dtype": cap.dtype,
+            "seq": cap.seq, "layers": cap.layers, "layer_weight_bytes": cap.layer_weight_bytes,
+            "embedding_bytes": cap.embedding_bytes, "embedding_on_chip": cap.embedding_on_chip,
+            "lm_head_bytes": cap.lm_head_bytes, "lm_head_on_chip": cap.lm_head_on_chip,
+            "other_weight_bytes": cap.other_weight_bytes, "weight_bytes": cap.weight_bytes,
+            "kv_cache_bytes": cap.kv_cache_bytes, "activation_bytes": cap.activation_bytes,
+            "total_bytes": cap.total_bytes, "sram_bytes": cap.sram_bytes, "fits": cap.fits,
+            "chips_for_weights": cap.chips_for_weights, "chips_total": cap.chips_total,
+            "message": cap.message(),
+        }))
+    else:
+        print(f"{cap.model}: {cap.mode}, seq {cap.seq}, {cap.dtype}, {cap.layers} layer"
+              f"{'s' * (cap.layers != 1)}, chip {cap.chip}")
+        print(cap.table())
+        print(cap.message())
+    return 0
+
+
+_MODEL_COMMANDS = {"capacity": cmd_model_capacity}
+
+
+def cmd_model(args) -> int:
+    if args.model_command is None:
+        args.model_parser.print_help(sys.stderr)
+        return 2
+    return _MODEL_COMMANDS[args.model_command](args)
+
+
+_COMMANDS = {"model": cmd_model, "repl": cmd_repl, "asm": cmd_asm, "expand": cmd_expand, "disasm": cmd_disasm, "run": cmd_run, "isa": cmd_isa, "demo": cmd_demo}
