@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import common  # noqa: E402
 from lpuasm import config, kernels  # noqa: E402
 from lpuasm.analysis import analyse  # noqa: E402
 from lpuasm.interp import run  # noqa: E402
@@ -58,10 +59,8 @@ def macro_source(rows: int, folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timed(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+def timed(fn) -> float:
+    return common.timed(fn)[0]
 
 
 def main(argv=None) -> int:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import best_of, print_table  # noqa: E402
 from lpuasm import imagefile  # noqa: E402
 from lpuasm.assembler import assemble  # noqa: E402
 from lpuasm.parser import bare_parse  # noqa: E402
@@ -48,16 +48,6 @@ def generate(lines: int) -> str:
     return "\n".join(out[:lines]) + "\n"
 
 
-def best_of(repeat: int, fn):
-    times = []
-    result = None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), result
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lines", type=int, default=100_000)
@@ -87,11 +77,7 @@ def main(argv=None) -> int:
         ("  text words (incl. NOPs)", f"{text_bytes:,} B", f"{text_bytes / n:.1f} B/instruction"),
         ("  source map rows", f"{sm_bytes:,} B", f"{sm_bytes / n:.1f} B/instruction"),
     ]
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    print(f"{'benchmark':<{w0}}  {'value':>{w1}}  note")
-    for name, value, note in rows:
-        print(f"{name:<{w0}}  {value:>{w1}}  {note}")
+    print_table(rows)
     return 0
 
 

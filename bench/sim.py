@@ -21,30 +21,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from common import best_of, print_table, timed  # noqa: E402
+
 from lpuasm import interp, kernels  # noqa: E402
 from lpuasm.config import TSP_V1  # noqa: E402
 from lpuasm.program import load_program  # noqa: E402
-
-
-def timed(fn):
-    t = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - t, result
-
-
-def best_of(repeat: int, fn):
-    times = []
-    for _ in range(repeat):
-        t, _ = timed(fn)
-        times.append(t)
-    return min(times)
 
 
 def si(x: float, unit: str) -> str:
@@ -78,7 +65,7 @@ def bench_stream(args, rows: list):
     ok = not k.mismatches(result)
     x = k.info["x"]
     chain = k.info["chain"]
-    t_np = best_of(args.repeat, lambda: kernels.chain_reference(x, chain, "i8"))
+    t_np, _ = best_of(args.repeat, lambda: kernels.chain_reference(x, chain, "i8"))
     cyc = result.stats.cycles
     rows.append(("stream: numeric run", f"{t_run:.2f} s",
                  f"{n / t_run:,.0f} instr/s, {k.info['vectors'] / t_run:,.0f} vectors/s; "
@@ -108,7 +95,7 @@ def bench_gemm(args, rows: list):
     rows.append(("  on chip", f"{cyc:,} cycles",
                  f"{chip_s * 1e3:.3f} ms at {TSP_V1.clock_hz / 1e6:g} MHz = {si(2 * macs / chip_s, 'FLOP/s')}"))
     a32, b32 = k.inputs["A"].astype(np.float32), k.inputs["B"].astype(np.float32)
-    t_np = best_of(args.repeat, lambda: a32 @ b32)
+    t_np, _ = best_of(args.repeat, lambda: a32 @ b32)
     rows.append(("  baseline numpy fp32 matmul", f"{t_np:.3f} s", f"{si(macs / t_np, 'MAC/s')}"))
     rows.append(("  ratio simulator / numpy", f"{t_run / t_np:,.0f}x", "wall time for the same matmul"))
     return k, program, t_run
@@ -129,15 +116,11 @@ def main(argv=None) -> int:
 
     k, program, t_num = max(programs, key=lambda x: len(x[0].ir))
     n = len(k.ir)
-    t_timing = best_of(args.repeat, lambda: interp.run(program, timing_only=True))
+    t_timing, _ = best_of(args.repeat, lambda: interp.run(program, timing_only=True))
     rows.append((f"timing-only run of {k.name} ({n:,} instr)", f"{t_timing:.2f} s", f"{n / t_timing:,.0f} instr/s"))
     rows.append(("  baseline: its numeric run", f"{t_num:.2f} s", f"timing-only is {t_num / t_timing:,.1f}x faster"))
 
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    print(f"{'benchmark':<{w0}}  {'value':>{w1}}  note")
-    for name, value, note in rows:
-        print(f"{name:<{w0}}  {value:>{w1}}  {note}")
+    print_table(rows)
     return 0
 
 
