@@ -377,18 +377,7 @@ class Lowerer(MacroExpansion, DataDirectives):
             usage = row.syntax
             self.fail(f"'{base}' expects {want} operand{'s' * (want != '1')}, got {len(ops)}", st.span,
                       f"usage: {usage}")
-        queue = None
-        for i, spec in enumerate(row.operands):
-            node = ops[i] if i < len(ops) else None
-            if node is None:
-                v = spec.default
-                if spec.kind == "alu":
-                    queue = self.config.queue_id(f"alu{v}")
-            else:
-                v, q = self.operand(row, spec, node, dtypes)
-                if q is not None:
-                    queue = q
-            values[spec.name] = v
+        queue = self.collect_operands(row, ops, dtypes, values, self.operand)
         if row.queue is not None:
             queue = self.config.queue_id(row.queue)
         self.check_streams(row, values, dtypes, ops)
@@ -413,6 +402,24 @@ class Lowerer(MacroExpansion, DataDirectives):
         for name in self.pending_labels:
             self.labels[name] = index
         self.pending_labels.clear()
+
+    def collect_operands(self, row: isa.Instr, ops, dtypes: list[str], values: dict, operand) -> int | None:
+        """Fill *values* with every operand's field value, through *operand*
+        (omitted optional operands take their default); return the queue the
+        operands select, or None."""
+        queue = None
+        for i, spec in enumerate(row.operands):
+            node = ops[i] if i < len(ops) else None
+            if node is None:
+                v = spec.default
+                if spec.kind == "alu":
+                    queue = self.config.queue_id(f"alu{v}")
+            else:
+                v, q = operand(row, spec, node, dtypes)
+                if q is not None:
+                    queue = q
+            values[spec.name] = v
+        return queue
 
     def suffixes(self, row: isa.Instr, suffixes: list[str], st: Instruction) -> list[str]:
         if len(suffixes) != row.nsuffixes:

@@ -442,18 +442,11 @@ def _lower_group(lw, st: Instruction, assign: dict, n: int):
     if not required <= len(ops) <= len(row.operands):
         raise Fallback
     vec = _Vec(lw, assign)
-    queue = None
-    for i, spec in enumerate(row.operands):
-        node = ops[i] if i < len(ops) else None
-        if node is None:
-            v = spec.default
-            if spec.kind == "alu":
-                queue = lw.config.queue_id(f"alu{v}")
-        else:
-            v, q = vec.operand(row, spec, node, dtypes) if _has_marker(node) else lw.operand(row, spec, node, dtypes)
-            if q is not None:
-                queue = q
-        values[spec.name] = v
+
+    def operand(row, spec, node, dtypes):
+        return (vec if _has_marker(node) else lw).operand(row, spec, node, dtypes)
+
+    queue = lw.collect_operands(row, ops, dtypes, values, operand)
     if row.queue is not None:
         queue = lw.config.queue_id(row.queue)
     if queue is None:
