@@ -298,24 +298,17 @@ class _Scheduler:
                 q = self.queue[i]
                 qb = self.qb
                 if port == _P_READ:
-                    other = self.rport.get(t << qb | q)
-                    if other is not None and other[1] != i:
-                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {t}: the instruction at "
-                                   f"{self.where(other[1], i)} reads this slice then too (one read per slice per cycle)"), other[1]
-                    other = self.wport.get(t << qb | q)
-                    if other is not None and other[1] != i and other[0] == d.bank:
-                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {t}: this instruction reads bank "
-                                   f"{d.bank} while the instruction at {self.where(other[1], i)} writes it"), other[1]
+                    mine, theirs, at, verb, their_verb, noun = self.rport, self.wport, t, "reads", "writes", "read"
                 else:
-                    w = t + delay
-                    other = self.wport.get(w << qb | q)
-                    if other is not None and other[1] != i:
-                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {w}: the instruction at "
-                                   f"{self.where(other[1], i)} writes this slice then too (one write per slice per cycle)"), other[1]
-                    other = self.rport.get(w << qb | q)
-                    if other is not None and other[1] != i and other[0] == d.bank:
-                        return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {w}: this instruction writes bank "
-                                   f"{d.bank} while the instruction at {self.where(other[1], i)} reads it"), other[1]
+                    mine, theirs, at, verb, their_verb, noun = self.wport, self.rport, t + delay, "writes", "reads", "write"
+                other = mine.get(at << qb | q)
+                if other is not None and other[1] != i:
+                    return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {at}: the instruction at "
+                               f"{self.where(other[1], i)} {verb} this slice then too (one {noun} per slice per cycle)"), other[1]
+                other = theirs.get(at << qb | q)
+                if other is not None and other[1] != i and other[0] == d.bank:
+                    return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {at}: this instruction {verb} bank "
+                               f"{d.bank} while the instruction at {self.where(other[1], i)} {their_verb} it"), other[1]
         return None
 
     def report_conflicts(self, i: int, d: _Dec, c: int, offsets) -> None:
