@@ -25,7 +25,6 @@ from . import isa
 from .config import BUILTIN, ChipConfig
 from .image import FORMAT_VERSION, ConstSymbol, DataSymbol, Image, LabelSymbol, MacroFrame, SourceMap
 from .imagecheck import _ROW_COLUMNS, ImageError, _Bad, _check_image, _check_shape, _writer_lanes
-from .imagecheck import _scan, check_image, check_text  # noqa: F401  (re-exported)
 
 MAGIC = b"\x7fLPU"
 SECTION_KINDS = (b"TEXT", b"DATA", b"SYMS", b"SMAP")

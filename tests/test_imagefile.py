@@ -12,10 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lpuasm import imagefile, isa
+from lpuasm import imagecheck, imagefile, isa
 from lpuasm.config import TINY, TSP_V1, from_dict
 from lpuasm.image import ConstSymbol, DataSymbol, Image, LabelSymbol, MacroFrame, SourceMap
-from lpuasm.imagefile import ImageError, canonical, check_image, check_text, from_bytes, to_bytes
+from lpuasm.imagecheck import check_image, check_text
+from lpuasm.imagefile import ImageError, canonical, from_bytes, to_bytes
 
 CFG = TINY
 LANES = CFG.lanes
@@ -477,7 +478,7 @@ def test_source_map_checks(monkeypatch):
 @given(st.integers(0, (1 << 64) - 1), st.sampled_from(sorted(isa.BY_OPCODE)))
 def test_vectorised_decode_agrees_with_unpack(word, opcode):
     for w in (word, (word & ~0xFF) | opcode):
-        found = imagefile._scan(0, words(w), None, ())
+        found = imagecheck._scan(0, words(w), None, ())
         try:
             isa.unpack(w)
         except ValueError as exc:
