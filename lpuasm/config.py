@@ -107,14 +107,21 @@ class ChipConfig:
     def vxm_alus(self) -> int:
         return self.vxm_alus_per_lane * self.lanes
 
-    @property
+    @functools.cached_property
     def queues(self) -> tuple[str, ...]:
         """Names of the instruction queues, in queue-id order (see docs/language.md)."""
-        return _queue_names(self)
+        n = self.mem_slices_per_hemisphere
+        return ("icu", *(f"w{i}" for i in range(n)), *(f"e{i}" for i in range(n)),
+                *(f"alu{i}" for i in range(self.vxm_alus_per_lane)), *(f"mxm{i}" for i in range(self.mxm_planes)),
+                "sxmw", "sxme", *(f"c2c{i}" for i in range(self.c2c_links)))
+
+    @functools.cached_property
+    def _queue_ids(self) -> dict[str, int]:
+        return {q: i for i, q in enumerate(self.queues)}
 
     def queue_id(self, name: str) -> int | None:
         """The id of queue *name* (case-insensitive), or None."""
-        return _queue_index(self).get(name.lower())
+        return self._queue_ids.get(name.lower())
 
     def unit_of_queue(self, qid: int) -> str:
         """The unit kind ('icu', 'mem', 'vxm', 'mxm', 'sxm', 'c2c') of queue *qid*."""
@@ -286,27 +293,3 @@ def load(spec: str | None) -> ChipConfig:
         return from_dict(data, default_name=path.stem)
     except ConfigError as exc:
         raise ConfigError(f"{spec}: {exc}") from None
-
-
-def _queue_names(cfg: ChipConfig) -> tuple[str, ...]:
-    cached = _QUEUE_CACHE.get(cfg.hash)
-    if cached is None:
-        n = cfg.mem_slices_per_hemisphere
-        names = ["icu"]
-        names += [f"w{i}" for i in range(n)] + [f"e{i}" for i in range(n)]
-        names += [f"alu{i}" for i in range(cfg.vxm_alus_per_lane)]
-        names += [f"mxm{i}" for i in range(cfg.mxm_planes)]
-        names += ["sxmw", "sxme"]
-        names += [f"c2c{i}" for i in range(cfg.c2c_links)]
-        cached = _QUEUE_CACHE[cfg.hash] = tuple(names)
-        _QUEUE_INDEX[cfg.hash] = {q: i for i, q in enumerate(cached)}
-    return cached
-
-
-def _queue_index(cfg: ChipConfig) -> dict[str, int]:
-    _queue_names(cfg)
-    return _QUEUE_INDEX[cfg.hash]
-
-
-_QUEUE_CACHE: dict[bytes, tuple[str, ...]] = {}
-_QUEUE_INDEX: dict[bytes, dict[str, int]] = {}
