@@ -20,6 +20,11 @@ from .ir import field_array
 
 _ADDR_LO = {row.opcode: next(f.lo for f in row.fields if f.name == "a")
             for row in isa.TABLE.values() if any(op.kind == "addr" for op in row.operands)}
+# per opcode: does the row have an SRAM address field, and its lowest bit
+_HAS_ADDR = np.zeros(256, dtype=bool)
+_ADDR_LO_OF = np.zeros(256, dtype=np.uint64)
+for _op, _lo in _ADDR_LO.items():
+    _HAS_ADDR[_op], _ADDR_LO_OF[_op] = True, _lo
 _IFETCH = isa.TABLE["ifetch"].opcode
 _MEM_OPS = [row.opcode for row in isa.TABLE.values() if row.unit == "mem"]
 
@@ -108,9 +113,9 @@ def _expand_repeats(q, words, op, start, srcrow, is_rep, n_rep, d_rep, config):
     word = words[base].copy()
     bop = op[base]
     step = np.repeat(stride, counts) * k
-    has_addr = np.isin(bop, list(_ADDR_LO))
+    has_addr = _HAS_ADDR[bop]
     if has_addr.any():
-        lo = np.array([_ADDR_LO.get(int(o), 0) for o in bop[has_addr]], dtype=np.uint64)
+        lo = _ADDR_LO_OF[bop[has_addr]]
         offset = ((word[has_addr] >> lo) & np.uint64(0xFFF)).astype(np.int64) + step[has_addr]
         if ((offset < 0) | (offset >= config.words_per_bank)).any():
             bad = int(np.nonzero((offset < 0) | (offset >= config.words_per_bank))[0][0])
