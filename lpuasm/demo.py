@@ -32,6 +32,19 @@ def _step(out, n: int, total: int, text: str, t0: float) -> None:
     print(f"[{n}/{total}] {text} ({time.perf_counter() - t0:.2f} s)", file=out, flush=True)
 
 
+def _reload_and_run(out, step: int, total: int, name: str, image, config: ChipConfig, t0: float):
+    """Serialise *image*, load it back with every check, run it: two steps."""
+    blob = imagefile.to_bytes(image, config)
+    image = imagefile.from_bytes(blob, config, f"{name}.lpu")
+    step += 1
+    _step(out, step, total, f"{name}: assembled and reloaded a {len(blob):,}-byte image", t0)
+    t0 = time.perf_counter()
+    result = run(load_program(image, config))
+    step += 1
+    _step(out, step, total, f"{name}: simulated {result.stats.cycles:,} cycles", t0)
+    return image, blob, result, step
+
+
 def run_demo(config: ChipConfig | None, size: int, keep: str | None = None) -> int:
     """Build, assemble, run and verify a GEMM and a streaming kernel; report."""
     config = config or TSP_V1
@@ -55,15 +68,7 @@ def run_demo(config: ChipConfig | None, size: int, keep: str | None = None) -> i
         step += 1
         _step(out, step, total, f"{name}: generated {len(kernel.ir):,} instructions for {what}", t0)
         t0 = time.perf_counter()
-        image = assemble_ir(kernel.ir)
-        blob = imagefile.to_bytes(image, config)
-        image = imagefile.from_bytes(blob, config, f"{name}.lpu")
-        step += 1
-        _step(out, step, total, f"{name}: assembled and reloaded a {len(blob):,}-byte image", t0)
-        t0 = time.perf_counter()
-        result = run(load_program(image, config))
-        step += 1
-        _step(out, step, total, f"{name}: simulated {result.stats.cycles:,} cycles", t0)
+        image, blob, result, step = _reload_and_run(out, step, total, name, assemble_ir(kernel.ir), config, t0)
         t0 = time.perf_counter()
         bad = kernel.mismatches(result)
         ok &= not bad
@@ -137,15 +142,7 @@ def _mlp_block(out, step: int, total: int):
         asm = assemble(src, str(Path(tmp) / "mlp_block.lasm"))
     step += 1
     _step(out, step, total, f"mlp: expanded the stdlib macros into {len(asm.ir):,} instructions for {what}", t0)
-    t0 = time.perf_counter()
-    blob = imagefile.to_bytes(asm.image, TINY)
-    image = imagefile.from_bytes(blob, TINY, "mlp.lpu")
-    step += 1
-    _step(out, step, total, f"mlp: assembled and reloaded a {len(blob):,}-byte image", t0)
-    t0 = time.perf_counter()
-    result = run(load_program(image, TINY))
-    step += 1
-    _step(out, step, total, f"mlp: simulated {result.stats.cycles:,} cycles", t0)
+    image, blob, result, step = _reload_and_run(out, step, total, "mlp", asm.image, TINY, time.perf_counter())
     t0 = time.perf_counter()
     want = blocks.tile_act(blocks.model_mlp(x, wg, wu, wd, True, TINY.lanes)[0], TINY.lanes)
     got = result.tensor("y")
