@@ -94,16 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
     _config_arg(rp)
     rp.add_argument("--script", metavar="FILE", help="run the commands in FILE, echoing each, then exit")
 
-    m = sub.add_parser("demo", help="the main job: build, assemble, run and verify generated kernels",
-                       description="Generate a tiled fp16 GEMM on the MXM and a streaming fp32 VXM chain as unrolled, "
-                                   "statically scheduled programs; assemble each, load the image back with every "
-                                   "check, run it on the simulated chip, verify the results against numpy bit for "
-                                   "bit, round-trip one image through the disassembler, and report cycles and "
-                                   "utilisation.")
+    m = sub.add_parser("demo", help="the main job: a small Llama model built, run and verified on the chip",
+                       description="Build a small Llama-style model with random weights (tiny-llama: 2 layers, "
+                                   "hidden 256, 4 heads / 2 KV heads) as one unrolled program from the stdlib "
+                                   "macros, assemble it, load the image back with every check, run it on the "
+                                   "simulated chip, compare every layer with the numpy reference forward pass, "
+                                   "and report cycles per layer, "
+                                   "latency, tokens/s and utilisation.")
     _config_arg(m)
-    m.add_argument("--size", type=int, default=36, metavar="N",
-                   help="problem size: GEMM rows = 8N, streamed vectors = 16N per slice group (default 36)")
-    m.add_argument("--keep", metavar="DIR", help="keep the generated images in DIR")
+    m.add_argument("--seq", type=int, default=16, metavar="N",
+                   help="decode: the new token's position + 1 (a KV cache of N-1 tokens); prefill: the prompt "
+                        "length (default 16)")
+    m.add_argument("--mode", choices=("decode", "prefill"), default="decode", help="default decode")
+    m.add_argument("--layers", type=int, metavar="N", help="only the first N layers")
+    m.add_argument("--roundtrip", action="store_true",
+                   help="also disassemble the image and re-assemble it (byte-identical; slow for big images)")
+    m.add_argument("--keep", metavar="DIR", help="keep the generated program and image in DIR")
 
     _model_parser(sub)
     return p
@@ -138,6 +144,56 @@ def _model_parser(sub) -> None:
     c.add_argument("--dtype", choices=("fp16", "int8"), default="fp16", help="weight dtype (default fp16)")
     _config_arg(c)
     c.add_argument("--json", action="store_true", help="print the capacity as one JSON object")
+
+    b = msub.add_parser("build", help="build a model's layers into an .lpu image (one unrolled program)",
+                        description="Build the model's layers as one fully unrolled program from the stdlib "
+                                    "macros, with the weights laid out in SRAM, and assemble it into an image "
+                                    "(docs/model.md).  Presets and --shapes get seeded random weights.")
+    _model_source_args(b)
+    b.add_argument("-o", "--output", metavar="FILE.lpu", help="write the image here")
+    b.add_argument("--source", metavar="DIR", help="also keep the generated program (model.lasm, layer*.lasm, "
+                                                   "*.npy) in DIR")
+    b.add_argument("--timing-only", action="store_true",
+                   help="no weights: build the program only to time it (runs it timing-only and prints the "
+                        "cycles); for models larger than one chip")
+
+    r = msub.add_parser("run", help="run a model image and report cycles per layer, latency and tokens/s",
+                        description="Run an image built by 'lpuasm model build' on the simulated chip.")
+    r.set_defaults(model_parser=r)
+    r.add_argument("image", metavar="MODEL.lpu")
+    r.add_argument("--input", metavar="FILE.npy", help="the input embeddings (rows x hidden) in place of the "
+                                                      "built-in ones")
+    r.add_argument("-o", "--output", metavar="FILE.npy", help="write the last layer's output (rows x hidden)")
+    r.add_argument("--timing-only", action="store_true", help="count cycles only (no values)")
+    r.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _config_arg(r)
+
+    v = msub.add_parser("verify", help="build, run, and compare every layer with the numpy reference",
+                        description="Build the model, run it, run the independent numpy forward pass "
+                                    "(lpuasm.model.reference) on the same tokens, and print the max absolute "
+                                    "and relative error per layer; exit 1 when a layer's max |error| exceeds "
+                                    f"the tolerance (a fraction of the layer's max |value|, default "
+                                    "0.02; docs/model.md).")
+    _model_source_args(v)
+    v.add_argument("--tolerance", type=float, metavar="X", help="relative tolerance (default 0.02)")
+    v.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def _model_source_args(p) -> None:
+    p.set_defaults(model_parser=p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", metavar="NAME", help="a named model with random weights: tiny-llama, ...")
+    src.add_argument("--checkpoint", metavar="DIR", help="a Hugging Face checkpoint (config.json + safetensors)")
+    src.add_argument("--shapes", metavar="SPEC", help="shapes with random weights, e.g. hidden=256,heads=4,"
+                                                      "kv_heads=2,ffn=688,layers=2; needs --arch")
+    p.add_argument("--arch", choices=("llama", "bert"), help="architecture (required with --shapes)")
+    p.add_argument("--layers", type=int, metavar="N", help="only the first N layers")
+    p.add_argument("--seq", type=int, metavar="N", default=16,
+                   help="prompt length (prefill) or positions incl. the new token (decode); default 16")
+    p.add_argument("--mode", choices=("prefill", "decode"), help="default: decode for llama")
+    p.add_argument("--dtype", choices=("fp16", "int8"), default="fp16", help="weight dtype (default fp16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random weights and tokens (default 0)")
+    _config_arg(p)
 
 
 def _config_arg(p, help_text="chip config: tsp-v1 (default), tiny, or a .toml/.json file"):
@@ -388,7 +444,7 @@ def cmd_isa(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(_load_config(args.config), args.size, args.keep)
+    return run_demo(_load_config(args.config), args.seq, args.mode, args.layers, args.keep, roundtrip=args.roundtrip)
 
 
 def cmd_repl(args) -> int:
@@ -455,7 +511,147 @@ def cmd_model_capacity(args) -> int:
     return 0
 
 
-_MODEL_COMMANDS = {"capacity": cmd_model_capacity}
+def _model_setup(args):
+    """(cfg, weights or None, chip, mode) from the model-source arguments."""
+    from .config import TSP_V1
+    from .diagnostics import LpuError
+    from .model.checkpoint import load_checkpoint, random_weights
+
+    for flag in ("layers", "seq"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise LpuError(f"--{flag} must be at least 1, got {value}")
+    cfg = _model_config(args)
+    if args.layers is not None:
+        cfg = cfg.with_layers(args.layers)
+    mode = args.mode or ("decode" if cfg.arch == "llama" else "prefill")
+    if cfg.arch == "bert" and mode == "decode":
+        raise LpuError("--mode decode: bert is an encoder, only prefill applies")
+    if cfg.arch != "llama":
+        raise LpuError(f"{cfg.display_name}: only llama models can be built so far (bert: see docs/model.md)")
+    if args.dtype != "fp16":
+        raise LpuError("--dtype int8: int8 weights with scales are not built yet; use fp16")
+    chip = _load_config(args.config) or TSP_V1
+    weights = None
+    if not getattr(args, "timing_only", False):
+        from .model.capacity import estimate
+
+        cap = estimate(cfg, chip=chip, mode=mode, dtype=args.dtype, seq=args.seq, lm_head_on_chip=False)
+        if not cap.fits:
+            raise LpuError(cap.message() + "; --timing-only builds it without weights to count its cycles")
+        if args.checkpoint is not None:
+            _, weights = load_checkpoint(args.checkpoint, cfg)
+        else:
+            weights = random_weights(cfg, args.seed)
+    return cfg, weights, chip, mode
+
+
+def _image_bytes(image, chip) -> bytes:
+    from . import imagefile
+
+    return imagefile.to_bytes(image, chip)
+
+
+def _write_bytes(path: str, blob: bytes) -> None:
+    from .diagnostics import LpuError
+
+    try:
+        Path(path).write_bytes(blob)
+    except OSError as e:
+        raise LpuError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _read_image(path: str, config):
+    """(image, config) of an .lpu file (config from --config or the built-in named in the image)."""
+    from . import imagefile
+    from .diagnostics import LpuError
+    from .disasm import config_of
+
+    image = imagefile.load(path, config)
+    cfg = config or config_of(image)
+    if cfg is None:
+        raise LpuError(f"{path}: built for chip config '{image.config_name}', which is not built in; "
+                       f"give its file with --config")
+    return image, cfg
+
+
+def cmd_model_build(args) -> int:
+    from .model import runner
+    from .model.report import build_lines, run_lines
+
+    cfg, weights, chip, mode = _model_setup(args)
+    inputs = None if weights is None else runner.prepare(cfg, weights, mode, args.seq, args.seed)
+    built = runner.build(cfg, weights, chip, mode, args.seq, inputs, timing_only=args.timing_only,
+                         source_dir=args.source)
+    blob = _image_bytes(built.image, chip)
+    if args.output:
+        _write_bytes(args.output, blob)
+    for line in build_lines(built, chip, len(blob)):
+        print(line)
+    if args.timing_only:
+        for line in run_lines(runner.run_image(built.image, chip, timing_only=True), chip):
+            print(line)
+    return 0
+
+
+def cmd_model_run(args) -> int:
+    import json
+
+    import numpy as np
+
+    from .diagnostics import LpuError
+    from .model import runner
+    from .model.report import run_json, run_lines
+
+    image, chip = _read_image(args.image, _load_config(args.config))
+    x = None
+    if args.input:
+        try:
+            x = np.load(args.input, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise LpuError(f"--input {args.input}: cannot load: {exc}") from None
+    res = runner.run_image(image, chip, timing_only=args.timing_only, x=x)
+    if args.output:
+        if not res.hidden:
+            raise LpuError("-o needs a numeric run (drop --timing-only)")
+        try:
+            np.save(args.output, res.hidden[-1], allow_pickle=False)
+        except OSError as exc:
+            raise LpuError(f"cannot write '{args.output}': {exc.strerror or exc}") from None
+    if args.json:
+        print(json.dumps(run_json(res, chip)))
+    else:
+        for line in run_lines(res, chip):
+            print(line)
+    return 0
+
+
+def cmd_model_verify(args) -> int:
+    import json
+
+    from .model import runner
+    from .model.report import build_lines, run_json, run_lines, verify_lines
+
+    cfg, weights, chip, mode = _model_setup(args)
+    tol = runner.TOLERANCE if args.tolerance is None else args.tolerance
+    inputs = runner.prepare(cfg, weights, mode, args.seq, args.seed)
+    built = runner.build(cfg, weights, chip, mode, args.seq, inputs)
+    res = runner.run_image(built.image, chip)
+    errors = runner.compare(res.hidden, runner.reference_layers(cfg, weights, inputs, mode))
+    ok = all(e.max_rel <= tol for e in errors)
+    if args.json:
+        out = run_json(res, chip)
+        out["errors"] = [{"layer": e.layer, "max_abs": e.max_abs, "max_rel": e.max_rel} for e in errors]
+        out.update(tolerance=tol, ok=ok)
+        print(json.dumps(out))
+    else:
+        for line in build_lines(built, chip, None) + run_lines(res, chip) + verify_lines(errors, tol):
+            print(line)
+    return 0 if ok else 1
+
+
+_MODEL_COMMANDS = {"capacity": cmd_model_capacity, "build": cmd_model_build, "run": cmd_model_run,
+                   "verify": cmd_model_verify}
 
 
 def cmd_model(args) -> int:

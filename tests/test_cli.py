@@ -482,28 +482,34 @@ def test_isa_markdown_is_docs_isa_md(capsys):
 
 
 # ==================================================================== demo
-def test_demo_tiny(capsys, in_tmp):
-    rc, out, err = run(capsys, "demo", "--config", "tiny", "--size", "2")
+def test_demo(capsys, in_tmp):
+    rc, out, err = run(capsys, "demo", "--layers", "1", "--seq", "5")
     assert (rc, err) == (0, "")
     lines = out.splitlines()
-    assert "  verification  OK" in lines
-    assert any(l.startswith("[4/13] gemm: results match numpy bit for bit") for l in lines)
-    assert any(l.startswith("[8/13] stream: results match numpy bit for bit") for l in lines)
-    assert any(l.startswith("[12/13] mlp: results match the chip's numpy model bit for bit") for l in lines)
-    assert any(l.startswith("[13/13] ") and "disassembled" in l and "byte-identical" in l for l in lines)
-    assert any(l.startswith("  chip  tiny: 32 lanes") for l in lines)
-    assert any(l.startswith("    cycles") for l in lines) and any("mxm" in l for l in lines)
+    assert lines[0].startswith("[1/5] tiny-llama (1 layer): random weights (1 layer, hidden 256, 4 heads / 2 KV")
+    assert any(l.startswith("[4/5] simulated ") and "cycles on tsp-v1" in l for l in lines)
+    assert any(l.startswith("[5/5] numpy reference forward pass: max relative error") for l in lines)
+    for head in ("  program ", "  image ", "  weights ", "  cycles ", "  per layer ", "  latency ", "  utilisation ",
+                 "  layer 0 "):
+        assert any(l.startswith(head) for l in lines), head
+    assert any(l.startswith("  verification OK") for l in lines)
+    assert "decode at position 4" in out and "tokens/s" in out and "mxm" in out
     assert list(in_tmp.iterdir()) == []  # without --keep it leaves nothing behind
 
 
-def test_demo_keep(capsys, in_tmp):
-    rc, out, _ = run(capsys, "demo", "--config", "tiny", "--size", "1", "--keep", "kept")
-    assert rc == 0 and "  verification  OK" in out.splitlines()
-    assert {"gemm.lpu", "stream.lpu", "mlp.lpu"} == {p.name for p in (in_tmp / "kept").iterdir()}
+def test_demo_keep_and_roundtrip(capsys, in_tmp):
+    rc, out, _ = run(capsys, "demo", "--layers", "1", "--seq", "2", "--mode", "prefill", "--keep", "kept",
+                     "--roundtrip")
+    assert rc == 0 and any(l.startswith("  verification OK") for l in out.splitlines())
+    assert any(l.startswith("[6/6] ") and "byte-identical" in l for l in out.splitlines())
+    assert "prefill of 2 tokens" in out
+    kept = {p.name for p in (in_tmp / "kept").iterdir()}
+    assert {"model.lpu", "model.lasm", "layer0.lasm", "x0.npy"} <= kept
 
 
-def test_demo_bad_size(capsys):
-    assert fails(capsys, "demo", "--config", "tiny", "--size", "0") == "lpuasm: error: --size must be at least 1\n"
+def test_demo_bad_arguments(capsys):
+    assert fails(capsys, "demo", "--seq", "0") == "lpuasm: error: --seq must be at least 1, got 0\n"
+    assert "MEM slices per hemisphere" in fails(capsys, "demo", "--config", "tiny")
 
 
 # ==================================================================== version and help
@@ -528,7 +534,7 @@ HELP_OPTIONS = {
     "asm": ["FILE.lasm", "-o", "--output", "--listing", "--symbols", "-I", "-D", "--config", "-q", "--quiet"],
     "disasm": ["FILE.lpu", "-o", "--output", "--config"],
     "isa": ["MNEMONIC", "--markdown"],
-    "demo": ["--config", "--size", "--keep"],
+    "demo": ["--config", "--seq", "--mode", "--layers", "--keep", "--roundtrip"],
 }
 
 
@@ -573,7 +579,7 @@ def test_no_command(capsys):
     (["disasm"], "lpuasm disasm: error: the following arguments are required: FILE.lpu"),
     (["asm", "k.lasm", "-o"], "lpuasm asm: error: argument -o/--output: expected one argument"),
     (["asm", "k.lasm", "-D"], "lpuasm asm: error: argument -D: expected one argument"),
-    (["demo", "--size", "x"], "lpuasm demo: error: argument --size: invalid int value: 'x'"),
+    (["demo", "--seq", "x"], "lpuasm demo: error: argument --seq: invalid int value: 'x'"),
     (["isa", "vadd", "vsub"], "lpuasm: error: unrecognized arguments: vsub"),
 ])
 def test_usage_errors(capsys, argv, message):

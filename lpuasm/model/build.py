@@ -1,0 +1,432 @@
+"""The model builder: a transformer as one fully unrolled lasm program over the stdlib.
+
+:func:`build_llama` turns a :class:`~lpuasm.model.config.ModelConfig` and its
+weights (or none, for a timing-only build) into a :class:`ModelProgram`: the
+program text (a few lines per layer: ``.include``s, the tensors, and one stdlib
+macro call per step of the layer), the arrays its ``.npy`` directives load
+(tiled weights, the input, caches, tables), and the SRAM plan.  Assembling it
+expands the macros into the long instruction sequence the chip runs.
+
+What runs where (docs/model.md, "On the chip"):
+
+* host: the embedding lookup (the program's input ``x0`` is the embedded
+  tokens), the final RMSNorm and the LM head (applied to the last layer's output
+  after the run), and, for decode, the KV cache of the earlier tokens (laid
+  into SRAM in the cache layout of stdlib/attention.lasm);
+* chip, per layer: RMSNorm, the q/k/v projections, RoPE, attention with the KV
+  cache (the new keys and values appended in SRAM), the output projection,
+  the residual adds, RMSNorm, the SwiGLU MLP.
+
+Activations are f32 in the half-width tiled layout of stdlib/matmul_tiled.lasm
+(H = LANES/2 columns per word); q, k, v and the attention output are in the
+*head layout* (one tile per head: the projection weights are padded so that
+each head's d columns start a tile).  Matrix products are fp16 on the MXM with
+f32 results (vcvt to f16 before each).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ChipConfig
+from ..diagnostics import LpuError
+from .blocks import ceil_div, tile_act, tile_weights
+from .config import ModelConfig
+from .sram import Pool, SramPlan
+
+F16, F32 = np.float16, np.float32
+
+
+# ---- layouts --------------------------------------------------------------------------------
+
+def pad_head_cols(wt: np.ndarray, heads: int, d: int, h: int) -> np.ndarray:
+    """W^T (k x heads*d) -> (k x heads*h): head n's columns start at n*h."""
+    out = np.zeros((wt.shape[0], heads * h), wt.dtype)
+    for n in range(heads):
+        out[:, n * h:n * h + d] = wt[:, n * d:(n + 1) * d]
+    return out
+
+
+def pad_head_rows(wt: np.ndarray, heads: int, d: int, h: int) -> np.ndarray:
+    """W^T (heads*d x n) -> (heads*h x n): head n's rows start at n*h."""
+    out = np.zeros((heads * h, wt.shape[1]), wt.dtype)
+    for n in range(heads):
+        out[n * h:n * h + d] = wt[n * d:(n + 1) * d]
+    return out
+
+
+def to_heads(a: np.ndarray, heads: int, d: int, lanes: int) -> np.ndarray:
+    """(m, heads*d) -> head layout: word n*m + r holds head n of row r in lanes 0..d-1."""
+    m = a.shape[0]
+    out = np.zeros((heads * m, lanes), a.dtype)
+    for n in range(heads):
+        out[n * m:(n + 1) * m, :d] = a[:, n * d:(n + 1) * d]
+    return out
+
+
+def from_heads(w: np.ndarray, heads: int, m: int, d: int) -> np.ndarray:
+    """Inverse of :func:`to_heads`."""
+    return np.concatenate([w[n * m:(n + 1) * m, :d] for n in range(heads)], axis=1)
+
+
+def kt_cache(k: np.ndarray, tiles: int, lanes: int) -> np.ndarray:
+    """Keys (kvh, T, d) -> the transposed cache: word (g*tiles + c)*d + i holds
+    dim i of tokens c*H .. c*H+H-1 in lanes 0..H-1 (H = lanes/2)."""
+    kvh, t, d = k.shape
+    h = lanes // 2
+    out = np.zeros((kvh * tiles * d, lanes), F16)
+    for g in range(kvh):
+        for c in range(ceil_div(t, h)):
+            blk = k[g, c * h:(c + 1) * h].T  # d x (<= H)
+            base = (g * tiles + c) * d
+            out[base:base + d, :blk.shape[1]] = blk
+    return out
+
+
+def v_cache(v: np.ndarray, tiles: int, lanes: int) -> np.ndarray:
+    """Values (kvh, T, d) -> word g*tiles*H + t holds token t's values in lanes 0..d-1."""
+    kvh, t, d = v.shape
+    h = lanes // 2
+    out = np.zeros((kvh * tiles * h, lanes), F16)
+    for g in range(kvh):
+        out[g * tiles * h:g * tiles * h + t, :d] = v[g]
+    return out
+
+
+def attention_mask(pos: int, m: int, ctx_tiles: int, lanes: int, causal: bool = True, length: int | None = None
+                   ) -> np.ndarray:
+    """f32 (m*ctx_tiles, lanes): word r*ctx_tiles + c lane L is 0 where token c*H+L
+    may be seen by query row r (position pos+r), -inf elsewhere (and in lanes >= H)."""
+    h = lanes // 2
+    out = np.full((m * ctx_tiles, lanes), -np.inf, F32)
+    for r in range(m):
+        last = pos + r if causal else (length or pos + m) - 1
+        for c in range(ctx_tiles):
+            tok = c * h + np.arange(h)
+            out[r * ctx_tiles + c, :h] = np.where(tok <= last, 0.0, -np.inf)
+    return out
+
+
+def rope_tables(cos: np.ndarray, sin: np.ndarray, heads: int, lanes: int):
+    """Per-position tables (m, d) -> rows n*m + r for every head (head layout)."""
+    m, d = cos.shape
+    c = np.zeros((heads * m, lanes), F32)
+    s = np.zeros((heads * m, lanes), F32)
+    for n in range(heads):
+        c[n * m:(n + 1) * m, :d] = cos
+        s[n * m:(n + 1) * m, :d] = sin
+    return c, s
+
+
+def rope_map_mask(d: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """stdlib/rope.lasm's tables for heads of d lanes (lanes past the last whole head map to themselves)."""
+    half = d // 2
+    i = np.arange(lanes)
+    whole = lanes // d * d
+    lo = (i % d) < half
+    mp = np.where(i >= whole, i, np.where(lo, i + half, i - half)).astype(np.int16)
+    mask = np.where((i < whole) & lo, 1.0, 0.0).astype(F32)
+    return mp[None, :], mask[None, :]
+
+
+# ---- the program ---------------------------------------------------------------------------
+
+MODES = ("decode", "prefill")
+INCLUDES = ['.include "attention.lasm"', '.include "norm.lasm"', '.include "mlp.lasm"', '.include "rope.lasm"']
+
+
+@dataclass
+class ModelProgram:
+    """A built model: program text, the arrays it loads, and what it means."""
+
+    cfg: ModelConfig
+    chip: ChipConfig
+    mode: str
+    seq: int                 # prefill: prompt length; decode: positions incl. the new token
+    rows: int                # query rows per layer (seq for prefill, 1 for decode)
+    pos: int                 # position of the first row
+    timing_only: bool
+    source: str = ""
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)   # the per-layer sources
+    plan: SramPlan | None = None
+    outputs: list[str] = field(default_factory=list)   # per layer: the output symbol
+    weight_bytes: int = 0    # weights as the model stores them (fp16)
+
+    def write(self, directory: str | Path, name: str = "model.lasm") -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for fname, arr in self.arrays.items():
+            np.save(d / fname, arr, allow_pickle=False)
+        for fname, text in self.files.items():
+            (d / fname).write_text(text)
+        path = d / name
+        path.write_text(self.source)
+        return path
+
+    def assemble(self, directory: str | Path | None = None):
+        """Write the program (to *directory*, else a temporary one) and assemble it."""
+        import tempfile
+
+        from ..assembler import assemble_file
+
+        if directory is not None:
+            return assemble_file(self.write(directory), config=self.chip)
+        with tempfile.TemporaryDirectory() as tmp:
+            return assemble_file(self.write(tmp), config=self.chip)
+
+    def meta(self) -> dict[str, int]:
+        """What a run needs to read the image (kept in it as .equ constants)."""
+        return {"MODEL_LAYERS": self.cfg.num_hidden_layers, "MODEL_ROWS": self.rows,
+                "MODEL_HIDDEN": self.cfg.hidden_size, "MODEL_POS": self.pos, "MODEL_SEQ": self.seq,
+                "MODEL_TIMING_ONLY": int(self.timing_only)}
+
+    def hidden_of(self, result, layer: int) -> np.ndarray:
+        """Layer *layer*'s output (rows, hidden) from a run's SRAM."""
+        from .blocks import untile_act
+
+        return untile_act(result.tensor(self.outputs[layer]), self.rows, self.cfg.hidden_size, self.chip.lanes)
+
+
+class _Emitter:
+    def __init__(self, prog: ModelProgram, plan: SramPlan):
+        self.prog, self.plan = prog, plan
+        self.data: list[str] = []
+        self.layers: list[list[str]] = []
+
+    @property
+    def code(self) -> list[str]:
+        return self.layers[-1]
+
+    def tensor(self, name, dtype, words, pool, avoid=(), data=None, sub=None, near=None):
+        t = self.plan.place(name, dtype, words, pool, avoid, data, sub, near)
+        if data is not None and not self.prog.timing_only:
+            fname = f"{name}.npy"
+            self.prog.arrays[fname] = data
+            self.data.append(f'.npy   {name}, {t.address()}, "{fname}", {dtype}')
+        else:
+            self.data.append(f".space {name}, {t.address()}, {dtype}, {words}")
+        return name
+
+    def call(self, text: str) -> None:
+        self.code.append("    " + text)
+
+    def comment(self, text: str) -> None:
+        self.code.append(f"; {text}")
+
+
+def check_chip(chip: ChipConfig) -> None:
+    n = chip.mem_slices_per_hemisphere
+    if n < 24:
+        raise LpuError(f"model builder: chip '{chip.name}' has {n} MEM slices per hemisphere; the layer layout "
+                       "needs at least 24 (tsp-v1 has 44)")
+
+
+def _pools(chip: ChipConfig) -> dict[str, Pool]:
+    check_chip(chip)
+    n = chip.mem_slices_per_hemisphere
+    nw = 12  # weight slices at the MXM edge of the west hemisphere
+    return {"weights": Pool("W", n - nw, nw, 2), "act": Pool("W", 0, n - nw, 4), "east": Pool("E", 0, n, 4)}
+
+
+def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: ChipConfig,
+                mode: str = "decode", seq: int = 8, x0: np.ndarray | None = None, cache=None,
+                timing_only: bool = False, plane: str = "mxm0") -> ModelProgram:
+    """The program for *cfg*'s layers.  prefill: ``seq`` tokens from position 0
+    (``x0`` (seq, hidden) their embeddings); decode: one token at position
+    ``seq - 1`` (``x0`` (1, hidden)) after *cache* (a reference KVCache of
+    seq - 1 positions).  ``weights`` None (or *timing_only*) builds without
+    values: a program to time, not to check."""
+    if cfg.arch != "llama":
+        raise LpuError(f"model builder: build_llama needs a llama config, got {cfg.arch}")
+    if mode not in MODES:
+        raise LpuError(f"unknown mode '{mode}' (expected decode or prefill)")
+    if seq < 1:
+        raise LpuError(f"seq must be at least 1, got {seq}")
+    timing_only = timing_only or weights is None
+    lanes, h = chip.lanes, chip.lanes // 2
+    d, heads, kvh = cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
+    hidden, ffn = cfg.hidden_size, cfg.intermediate_size
+    if d > h:
+        raise LpuError(f"model builder: head_dim {d} exceeds the fp16 MXM's {h} rows on chip '{chip.name}'")
+    if d % 2:
+        raise LpuError(f"model builder: head_dim {d} must be even (RoPE)")
+    m = seq if mode == "prefill" else 1
+    pos = 0 if mode == "prefill" else seq - 1
+    group = heads // kvh
+    if group * m > chip.mxm_acc_rows:
+        raise LpuError(f"model builder: {group * m} accumulator rows needed ({group} heads per kv head x {m} rows); "
+                       f"chip '{chip.name}' has {chip.mxm_acc_rows}")
+    prog = ModelProgram(cfg, chip, mode, seq, m, pos, timing_only)
+    plan = SramPlan(chip, _pools(chip), alias=timing_only)
+    prog.plan = plan
+    e = _Emitter(prog, plan)
+    kt_n = ceil_div(hidden, h)           # tiles of a hidden-wide activation
+    cache_tiles = ceil_div(seq, h)
+    ctx_tiles = ceil_div(pos + m, h)
+    scale = 1.0 / math.sqrt(d)
+
+    # shared tables: RoPE for the rows' positions, the attention mask
+    from .reference import rope_cos_sin
+
+    cos, sin = rope_cos_sin(cfg, np.arange(pos, pos + m))
+    ct, st = rope_tables(cos, sin, heads, lanes)
+    mp, mk = rope_map_mask(d, lanes)
+    e.tensor("rope_cos", "f32", heads * m, "act", data=ct)
+    e.tensor("rope_sin", "f32", heads * m, "act", data=st)
+    e.tensor("rope_map", "i16", 1, "east", data=mp)
+    e.tensor("rope_mask", "f32", 1, "east", data=mk, avoid=())
+    e.tensor("rope_scr", "f32", heads * m, "east", avoid=("rope_mask", "rope_map"))
+    e.tensor("att_mask", "f32", m * ctx_tiles, "east", data=attention_mask(pos, m, ctx_tiles, lanes))
+    if x0 is None:
+        x0 = np.zeros((m, hidden), F32)
+    e.tensor("x0", "f32", kt_n * m, "act", data=tile_act(np.asarray(x0, F32), lanes))
+    prog.weight_bytes = 0
+    xin = "x0"
+    for li in range(cfg.num_hidden_layers):
+        e.layers.append([])
+        xin = _llama_layer(e, cfg, weights, li, xin, m, pos, cache, cache_tiles, ctx_tiles, scale, plane)
+        prog.outputs.append(xin)
+    head = [f"; {cfg.display_name}: {cfg.num_hidden_layers} layer(s), {mode}, seq {seq}, built by lpuasm model build",
+            f".chip {chip.name}", *INCLUDES, ""]
+    meta = [f".equ {k}, {v}" for k, v in prog.meta().items()]
+    body = [f'.include "layer{i}.lasm"' for i in range(cfg.num_hidden_layers)]
+    prog.source = "\n".join(head + meta + [""] + e.data + [""] + body + ["    halt", ""])
+    for i, code in enumerate(e.layers):
+        prog.files[f"layer{i}.lasm"] = "\n".join([f"; layer {i} of {cfg.display_name}"] + code + [""])
+    return prog
+
+
+def _w(weights, name):
+    return None if weights is None else np.asarray(weights[name], F32)
+
+
+def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: int, pos: int, cache,
+                 cache_tiles: int, ctx_tiles: int, scale: float, plane: str) -> str:
+    chip = e.prog.chip
+    lanes, h = chip.lanes, chip.lanes // 2
+    d, heads, kvh = cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
+    hidden, ffn = cfg.hidden_size, cfg.intermediate_size
+    kt_n, ft_n = ceil_div(hidden, h), ceil_div(ffn, h)
+    p = f"model.layers.{li}."
+    L = f"l{li}_"
+    timing = e.prog.timing_only
+    plane2 = "mxm1" if plane == "mxm0" else "mxm0"
+
+    def wt(name, fn):
+        w = _w(weights, p + name)
+        if w is not None:
+            e.prog.weight_bytes += w.size * 2
+        return None if (w is None or timing) else fn(w)
+
+    # weights (f16 tiles of W^T; q/k/v columns and o rows padded per head)
+    wq = e.tensor(L + "wq", "f16", heads * kt_n * h, "weights", avoid=(xin,),
+                  data=wt("self_attn.q_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, heads, d, h).astype(F16), lanes)))
+    wk = e.tensor(L + "wk", "f16", kvh * kt_n * h, "weights",
+                  data=wt("self_attn.k_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, kvh, d, h).astype(F16), lanes)))
+    wv = e.tensor(L + "wv", "f16", kvh * kt_n * h, "weights",
+                  data=wt("self_attn.v_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, kvh, d, h).astype(F16), lanes)))
+    wo = e.tensor(L + "wo", "f16", kt_n * heads * h, "weights",
+                  data=wt("self_attn.o_proj.weight", lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)))
+    wg = e.tensor(L + "wg", "f16", ft_n * kt_n * h, "weights",
+                  data=wt("mlp.gate_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
+    wu = e.tensor(L + "wu", "f16", ft_n * kt_n * h, "weights",
+                  data=wt("mlp.up_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
+    wd = e.tensor(L + "wd", "f16", kt_n * ft_n * h, "weights",
+                  data=wt("mlp.down_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
+    g1 = e.tensor(L + "g_attn", "f32", kt_n, "east",
+                  data=wt("input_layernorm.weight", lambda w: tile_act(w[None, :], lanes)))
+    g2 = e.tensor(L + "g_mlp", "f32", kt_n, "east",
+                  data=wt("post_attention_layernorm.weight", lambda w: tile_act(w[None, :], lanes)))
+
+    # KV cache (f16): earlier tokens from the host, the new ones appended by the program
+    k_past = v_past = None
+    if cache is not None and not timing and cache.length:
+        k_past, v_past = cache.k[li], cache.v[li]
+    zk = np.zeros((kvh, 0, d), F32) if k_past is None else k_past
+    zv = np.zeros((kvh, 0, d), F32) if v_past is None else v_past
+    kt = e.tensor(L + "kt", "f16", kvh * cache_tiles * d, "act",
+                  data=None if timing else kt_cache(zk.astype(F16), cache_tiles, lanes))
+    vc = e.tensor(L + "vc", "f16", kvh * cache_tiles * h, "act", avoid=(kt,),
+                  data=None if timing else v_cache(zv.astype(F16), cache_tiles, lanes))
+
+    e.comment(f"layer {li}: attention")
+    hn = _rmsnorm(e, L + "an", xin, g1, m, hidden, cfg.rms_norm_eps)
+    hn16 = e.tensor(L + "an16", "f16", kt_n * m, "act", avoid=(wq, wk, wv))
+    e.call(f"cvt_f32_f16 {hn}, {hn16}, {kt_n * m}")
+    q = e.tensor(L + "q", "f32", heads * m, "act", avoid=("rope_cos",))
+    k = e.tensor(L + "k", "f32", kvh * m, "act", avoid=("rope_cos",))
+    v = e.tensor(L + "v", "f32", kvh * m, "act")
+    e.call(f"matmul_tiled_f16 {wq}, {hn16}, {q}, {m}, {hidden}, {heads * h}, {plane}")
+    e.call(f"matmul_tiled_f16 {wk}, {hn16}, {k}, {m}, {hidden}, {kvh * h}, {plane2}, s=16")
+    e.call(f"matmul_tiled_f16 {wv}, {hn16}, {v}, {m}, {hidden}, {kvh * h}, {plane2}, s=16")
+    qr = _rope(e, L + "qr", q, heads * m, d)
+    kr = _rope(e, L + "kr", k, kvh * m, d)
+    att = _attention(e, L, qr, kr, v, kt, vc, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale, plane)
+    att16 = e.tensor(L + "att16", "f16", heads * m, "act", avoid=(wo,))
+    e.call(f"cvt_f32_f16 {att}, {att16}, {heads * m}")
+    o = e.tensor(L + "o", "f32", kt_n * m, "act")
+    e.call(f"matmul_tiled_f16 {wo}, {att16}, {o}, {m}, {heads * h}, {hidden}, {plane}")
+    x2 = e.tensor(L + "x_attn", "f32", kt_n * m, "act", avoid=(xin, o))
+    e.call(f"vec_binary_f32 VOP_ADD, {xin}, {o}, {x2}, {kt_n * m}, east=0")
+
+    e.comment(f"layer {li}: MLP")
+    hn2 = _rmsnorm(e, L + "mn", x2, g2, m, hidden, cfg.rms_norm_eps)
+    hn2_16 = e.tensor(L + "mn16", "f16", kt_n * m, "act", avoid=(wg, wu, wd))
+    e.call(f"cvt_f32_f16 {hn2}, {hn2_16}, {kt_n * m}")
+    gate = e.tensor(L + "gate", "f32", ft_n * m, "act")
+    up = e.tensor(L + "up", "f32", ft_n * m, "act", avoid=(gate,))
+    hmid = e.tensor(L + "h", "f16", ft_n * m, "act", avoid=(gate,))
+    mlp = e.tensor(L + "mlp", "f32", kt_n * m, "act")
+    # mlp_swiglu_f16's steps, with gate and up on the two west planes at once
+    e.call(f"matmul_tiled_f16 {wu}, {hn2_16}, {up}, {m}, {hidden}, {ffn}, {plane2}, s=16")
+    e.call(f"matmul_tiled_f16 {wg}, {hn2_16}, {gate}, {m}, {hidden}, {ffn}, {plane}")
+    e.call(f"swiglu_f32_f16 {gate}, {up}, {hmid}, {ft_n * m}")
+    e.call(f"matmul_tiled_f16 {wd}, {hmid}, {mlp}, {m}, {ffn}, {hidden}, {plane}")
+    out = e.tensor(f"x{li + 1}", "f32", kt_n * m, "act", avoid=(x2, mlp))
+    e.call(f"vec_binary_f32 VOP_ADD, {x2}, {mlp}, {out}, {kt_n * m}, east=0")
+    return out
+
+
+def _rope(e: _Emitter, name: str, x: str, rows: int, d: int) -> str:
+    tmp = e.tensor(name + "_tmp", "f32", rows, "act", near="rope_sin")
+    out = e.tensor(name, "f32", rows, "act", avoid=(tmp,))
+    e.call(f"rope_f32 {x}, rope_cos, rope_sin, {out}, {rows}, {d}, rope_map, rope_mask, rope_scr, {tmp}, east=0")
+    return out
+
+
+def _rmsnorm(e: _Emitter, name: str, x: str, g: str, m: int, cols: int, eps: float) -> str:
+    """stdlib/norm.lasm's rmsnorm_tiled_f32 into a new WEST tensor (its layout rules)."""
+    h = e.prog.chip.lanes // 2
+    ss = e.tensor(name + "_ss", "f32", m, "act", avoid=(x,))
+    s = e.tensor(name + "_s", "f32", m, "act", avoid=(ss,))
+    tmp = e.tensor(name + "_tmp", "f32", m, "act", avoid=(s, x))
+    scr = e.tensor(name + "_scr", "f32", m, "east")
+    y = e.tensor(name, "f32", ceil_div(cols, h) * m, "act", avoid=(x, tmp))
+    e.call(f"rmsnorm_tiled_f32 {x}, {g}, {y}, {m}, {cols}, {float(eps)!r}, {ss}, {s}, {tmp}, {scr}, east=0")
+    return y
+
+
+def _attention(e: _Emitter, L: str, q, k, v, kt, vc, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale, plane):
+    """stdlib/attention.lasm's attention_f16 (append + attend), scratch placed by its rules."""
+    rows = heads * m
+    q16 = e.tensor(L + "q16", "f16", rows, "act", avoid=(q,))
+    kh = e.tensor(L + "kh", "f16", kvh * m, "act", avoid=(k, kt))
+    oh = e.tensor(L + "oh", "f16", m, "east")
+    ks = e.tensor(L + "ks", "f32", kvh * d, "east", avoid=(oh,))
+    sc = e.tensor(L + "s", "f32", rows * ctx_tiles, "east", avoid=("att_mask",))
+    ex = e.tensor(L + "e", "f32", rows * ctx_tiles, "east", avoid=(sc,))
+    rx = e.tensor(L + "rx", "f32", rows, "act", avoid=(vc,))
+    tmp = e.tensor(L + "rtmp", "f32", rows, "act", avoid=(vc,))
+    ry = e.tensor(L + "ry", "f32", rows, "act", avoid=(rx, tmp, vc))
+    p16 = e.tensor(L + "p16", "f16", rows * ctx_tiles, "act", avoid=(ry, vc))
+    scr = e.tensor(L + "ascr", "f32", rows, "east")
+    out = e.tensor(L + "att", "f32", rows, "act")
+    e.call(f"attention_f16 {q}, {k}, {v}, {kt}, {vc}, {out}, {m}, {heads}, {kvh}, {d}, {pos}, {cache_tiles}, "
+           f"{scale!r}, att_mask, {q16}, {kh}, {oh}, {ks}, {sc}, {ex}, {p16}, {rx}, {ry}, {tmp}, {scr}, "
+           f"plane={plane}")
+    return out
