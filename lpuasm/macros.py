@@ -170,6 +170,9 @@ def _indexed(node: Indexed, env: Env):
     if type(b) is Indexed and not dot:
         # an address argument indexed again: W3.b0[4] as a, a[2] is W3.b0[4 + 2]
         return Indexed(b.base, Binary("+", b.index, index, node.index.span), node.span)
+    if type(b) is Indexed and "." not in b.base:
+        # a word of a symbol, then a byte plane of it: x[3] as a, a.p1[2] is x.p1[3 + 2]
+        return Indexed(b.base + dot + rest, Binary("+", b.index, index, node.index.span), node.span)
     raise SubstError(f"'{head}' is bound to an argument that cannot be indexed", node.span)
 
 

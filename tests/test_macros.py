@@ -645,3 +645,16 @@ def test_expand_prints_warnings(tmp_path, capsys):
     assert main(["expand", str(f)]) == 0
     err = capsys.readouterr().err
     assert "warning: careful: 3" in err
+
+
+def test_a_word_argument_takes_byte_planes():
+    """x[3] as an argument: a[i] is x[3 + i] and a.p1[i] is x.p1[3 + i] (the tree
+    path and the vectorised .for path agree); an explicit address has no planes."""
+    head = ".chip tiny\n.data x, W0.b0[0], f16, [[1], [2], [3], [4], [5], [6]]\n.space y, E0.b0[0], f16, 2\n"
+    mac = (".macro cp a, b\n.for i, 0, 2\n    read a[i], s0e\n    write s0e, b[i]\n"
+           "    read a.p1[i], s1e\n    write s1e, b.p1[i]\n.endfor\n.endm\n")
+    same_lowered(head + mac + "    cp x[3], y\n",
+                 head + "".join(f"    read x[{3 + i}], s0e\n    write s0e, y[{i}]\n"
+                                f"    read x.p1[{3 + i}], s1e\n    write s1e, y.p1[{i}]\n" for i in range(2)))
+    d = errors(head + mac + "    cp W0.b0[3], y\n")
+    assert "'a' is bound to an argument that cannot be indexed" in d[0].message
