@@ -527,8 +527,6 @@ def _model_setup(args):
     mode = args.mode or ("decode" if cfg.arch == "llama" else "prefill")
     if cfg.arch == "bert" and mode == "decode":
         raise LpuError("--mode decode: bert is an encoder, only prefill applies")
-    if cfg.arch != "llama":
-        raise LpuError(f"{cfg.display_name}: only llama models can be built so far (bert: see docs/model.md)")
     if args.dtype != "fp16":
         raise LpuError("--dtype int8: int8 weights with scales are not built yet; use fp16")
     chip = _load_config(args.config) or TSP_V1

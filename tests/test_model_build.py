@@ -80,6 +80,23 @@ def test_decode_across_token_tiles_appends_to_the_cache():
     assert np.abs(kt[new_k].astype(np.float32)).max() > 0.1                # really written
 
 
+BERT = "hidden=96,heads=3,ffn=200,layers=2,vocab=40,max_pos=64"
+
+
+@pytest.mark.parametrize("seq", [1, 6])
+def test_bert_layers_match_the_reference(seq):
+    """Encoder layers: biases, bidirectional attention, LayerNorm, GELU (tanh on
+    the chip, erf in the reference: within the tolerance)."""
+    cfg = parse_shapes("bert", BERT)
+    w = random_weights(cfg, seed=3)
+    inputs, built, res, errors = build_run(cfg, w, "prefill", seq)
+    assert len(errors) == 2
+    for e in errors:
+        assert e.max_rel < CLOSE, e
+    timed = runner.build(cfg, None, TSP_V1, "prefill", seq, timing_only=True)
+    assert runner.run_image(timed.image, TSP_V1).result.stats.cycles == res.result.stats.cycles
+
+
 def test_mask_and_cache_layouts():
     m = attention_mask(pos=3, m=2, ctx_tiles=1, lanes=TINY.lanes)
     assert m.shape == (2, 32)
@@ -125,8 +142,8 @@ def test_builder_refuses_what_it_cannot_build():
         runner.build(parse_shapes("llama", "hidden=32,heads=4,ffn=64"), None, TINY, "decode", 4, timing_only=True)
     with pytest.raises(LpuError, match="head_dim 192 exceeds"):
         runner.build(parse_shapes("llama", "hidden=384,heads=2"), None, TSP_V1, "decode", 4, timing_only=True)
-    with pytest.raises(LpuError, match="llama only"):
-        runner.build(preset("tiny-bert"), None, TSP_V1, "prefill", 4, timing_only=True)
+    with pytest.raises(LpuError, match="only prefill"):
+        runner.build(preset("tiny-bert"), None, TSP_V1, "decode", 4, timing_only=True)
     with pytest.raises(LpuError, match="not a model image"):
         from lpuasm.assembler import assemble
 
@@ -190,8 +207,8 @@ def test_cli_model_errors(capsys, tmp_path):
     assert err.count("\n") == 1 and "Traceback" not in err
     rc, out, err = run(capsys, "model", "build", "--preset", "tiny-llama", "--dtype", "int8")
     assert rc == 1 and "int8" in err
-    rc, out, err = run(capsys, "model", "build", "--preset", "tiny-bert")
-    assert rc == 1 and "only llama" in err
+    rc, out, err = run(capsys, "model", "build", "--preset", "tiny-bert", "--mode", "decode")
+    assert rc == 1 and "only prefill" in err
     rc, out, err = run(capsys, "model", "run", str(tmp_path / "missing.lpu"))
     assert rc == 1 and "Traceback" not in err
     (tmp_path / "bad.npy").write_bytes(b"nonsense")

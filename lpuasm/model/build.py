@@ -285,20 +285,53 @@ def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: C
     if x0 is None:
         x0 = np.zeros((m, hidden), F32)
     e.tensor("x0", "f32", kt_n * m, "act", data=tile_act(np.asarray(x0, F32), lanes))
-    prog.weight_bytes = 0
+    prog.weight_bytes = _nominal_weight_bytes(cfg)
     xin = "x0"
     for li in range(cfg.num_hidden_layers):
         e.layers.append([])
         xin = _llama_layer(e, cfg, weights, li, xin, m, pos, cache, cache_tiles, ctx_tiles, scale, plane)
         prog.outputs.append(xin)
-    head = [f"; {cfg.display_name}: {cfg.num_hidden_layers} layer(s), {mode}, seq {seq}, built by lpuasm model build",
-            f".chip {chip.name}", *INCLUDES, ""]
+    _finish(prog, e)
+    return prog
+
+
+def _finish(prog: ModelProgram, e: _Emitter) -> None:
+    cfg = prog.cfg
+    head = [f"; {cfg.display_name}: {cfg.num_hidden_layers} layer(s), {prog.mode}, seq {prog.seq}, "
+            f"built by lpuasm model build", f".chip {prog.chip.name}", *INCLUDES, ""]
     meta = [f".equ {k}, {v}" for k, v in prog.meta().items()]
     body = [f'.include "layer{i}.lasm"' for i in range(cfg.num_hidden_layers)]
     prog.source = "\n".join(head + meta + [""] + e.data + [""] + body + ["    halt", ""])
     for i, code in enumerate(e.layers):
         prog.files[f"layer{i}.lasm"] = "\n".join([f"; layer {i} of {cfg.display_name}"] + code + [""])
-    return prog
+
+
+def _nominal_weight_bytes(cfg: ModelConfig) -> int:
+    from .checkpoint import layer_tensors
+
+    return 2 * sum(int(np.prod(shape)) for i in range(cfg.num_hidden_layers) for shape in layer_tensors(cfg, i).values())
+
+
+def _weight_fns(e: _Emitter, weights, prefix: str):
+    """wt(name, fn): the tiled data of weight *prefix+name* (None when timing
+    only); weight(name, words, data): place a weight tensor, in a timing-only
+    build cut to one bank with wrap= for the products; wraps: name -> ', wrap=N'."""
+    timing, chip = e.prog.timing_only, e.prog.chip
+    h = chip.lanes // 2
+    wraps: dict[str, str] = {}
+    cap_tiles = chip.words_per_bank // h
+
+    def wt(name, fn):
+        w = _w(weights, prefix + name)
+        return None if (w is None or timing) else fn(w)
+
+    def weight(name, words, data, avoid=()):
+        if timing and words > cap_tiles * h:
+            words = cap_tiles * h
+            wraps[name] = f", wrap={cap_tiles}"
+        return e.tensor(name, "f16", words, "weights", avoid=avoid, data=data)
+
+    return wt, weight, wraps
 
 
 def _w(weights, name):
@@ -317,27 +350,20 @@ def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: i
     timing = e.prog.timing_only
     plane2 = "mxm1" if plane == "mxm0" else "mxm0"
 
-    def wt(name, fn):
-        w = _w(weights, p + name)
-        if w is not None:
-            e.prog.weight_bytes += w.size * 2
-        return None if (w is None or timing) else fn(w)
+    wt, weight, wraps = _weight_fns(e, weights, p)
 
     # weights (f16 tiles of W^T; q/k/v columns and o rows padded per head)
-    wq = e.tensor(L + "wq", "f16", heads * kt_n * h, "weights", avoid=(xin,),
-                  data=wt("self_attn.q_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, heads, d, h).astype(F16), lanes)))
-    wk = e.tensor(L + "wk", "f16", kvh * kt_n * h, "weights",
-                  data=wt("self_attn.k_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, kvh, d, h).astype(F16), lanes)))
-    wv = e.tensor(L + "wv", "f16", kvh * kt_n * h, "weights",
-                  data=wt("self_attn.v_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, kvh, d, h).astype(F16), lanes)))
-    wo = e.tensor(L + "wo", "f16", kt_n * heads * h, "weights",
-                  data=wt("self_attn.o_proj.weight", lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)))
-    wg = e.tensor(L + "wg", "f16", ft_n * kt_n * h, "weights",
-                  data=wt("mlp.gate_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
-    wu = e.tensor(L + "wu", "f16", ft_n * kt_n * h, "weights",
-                  data=wt("mlp.up_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
-    wd = e.tensor(L + "wd", "f16", kt_n * ft_n * h, "weights",
-                  data=wt("mlp.down_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
+    wq = weight(L + "wq", heads * kt_n * h, avoid=(xin,),
+                data=wt("self_attn.q_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, heads, d, h).astype(F16), lanes)))
+    wk = weight(L + "wk", kvh * kt_n * h,
+                data=wt("self_attn.k_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, kvh, d, h).astype(F16), lanes)))
+    wv = weight(L + "wv", kvh * kt_n * h,
+                data=wt("self_attn.v_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, kvh, d, h).astype(F16), lanes)))
+    wo = weight(L + "wo", kt_n * heads * h,
+                data=wt("self_attn.o_proj.weight", lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)))
+    wg = weight(L + "wg", ft_n * kt_n * h, data=wt("mlp.gate_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
+    wu = weight(L + "wu", ft_n * kt_n * h, data=wt("mlp.up_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
+    wd = weight(L + "wd", kt_n * ft_n * h, data=wt("mlp.down_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
     g1 = e.tensor(L + "g_attn", "f32", kt_n, "east",
                   data=wt("input_layernorm.weight", lambda w: tile_act(w[None, :], lanes)))
     g2 = e.tensor(L + "g_mlp", "f32", kt_n, "east",
@@ -349,11 +375,18 @@ def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: i
         k_past, v_past = cache.k[li], cache.v[li]
     zk = np.zeros((kvh, 0, d), F32) if k_past is None else k_past
     zv = np.zeros((kvh, 0, d), F32) if v_past is None else v_past
-    kt = e.tensor(L + "kt", "f16", kvh * cache_tiles * d, "act",
-                  data=None if timing else kt_cache(zk.astype(F16), cache_tiles, lanes))
-    vc = e.tensor(L + "vc", "f16", kvh * cache_tiles * h, "act", avoid=(kt,),
-                  data=None if timing else v_cache(zv.astype(F16), cache_tiles, lanes))
-
+    # the caches of a chunk of kv heads per tensor: as many as one bank holds
+    # (a 4096-token cache of a 128-dim head fills one), one attention call each
+    words = e.prog.chip.words_per_bank
+    chunk = max(1, min(kvh, words // (cache_tiles * d), (words - e.prog.seq) // (cache_tiles * h) + 1))
+    kts, vcs = [], []
+    for j, g0 in enumerate(range(0, kvh, chunk)):
+        ga = min(kvh, g0 + chunk)
+        vwords = (ga - g0 - 1) * cache_tiles * h + e.prog.seq
+        kts.append(e.tensor(f"{L}kt{j}", "f16", (ga - g0) * cache_tiles * d, "act",
+                            data=None if timing else kt_cache(zk[g0:ga].astype(F16), cache_tiles, lanes)))
+        vcs.append(e.tensor(f"{L}vc{j}", "f16", vwords, "act", avoid=(kts[-1],),
+                            data=None if timing else v_cache(zv[g0:ga].astype(F16), cache_tiles, lanes)[:vwords]))
     e.comment(f"layer {li}: attention")
     hn = _rmsnorm(e, L + "an", xin, g1, m, hidden, cfg.rms_norm_eps)
     hn16 = e.tensor(L + "an16", "f16", kt_n * m, "act", avoid=(wq, wk, wv))
@@ -361,16 +394,17 @@ def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: i
     q = e.tensor(L + "q", "f32", heads * m, "act", avoid=("rope_cos",))
     k = e.tensor(L + "k", "f32", kvh * m, "act", avoid=("rope_cos",))
     v = e.tensor(L + "v", "f32", kvh * m, "act")
-    e.call(f"matmul_tiled_f16 {wq}, {hn16}, {q}, {m}, {hidden}, {heads * h}, {plane}")
-    e.call(f"matmul_tiled_f16 {wk}, {hn16}, {k}, {m}, {hidden}, {kvh * h}, {plane2}, s=16")
-    e.call(f"matmul_tiled_f16 {wv}, {hn16}, {v}, {m}, {hidden}, {kvh * h}, {plane2}, s=16")
+    e.call(f"matmul_tiled_f16 {wq}, {hn16}, {q}, {m}, {hidden}, {heads * h}, {plane}{wraps.get(wq, '')}")
+    e.call(f"matmul_tiled_f16 {wk}, {hn16}, {k}, {m}, {hidden}, {kvh * h}, {plane2}, s=16{wraps.get(wk, '')}")
+    e.call(f"matmul_tiled_f16 {wv}, {hn16}, {v}, {m}, {hidden}, {kvh * h}, {plane2}, s=16{wraps.get(wv, '')}")
     qr = _rope(e, L + "qr", q, heads * m, d)
     kr = _rope(e, L + "kr", k, kvh * m, d)
-    att = _attention(e, L, qr, kr, v, kt, vc, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale, plane)
+    att = _attention(e, L, qr, kr, v, kts, vcs, chunk, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale,
+                     plane)
     att16 = e.tensor(L + "att16", "f16", heads * m, "act", avoid=(wo,))
     e.call(f"cvt_f32_f16 {att}, {att16}, {heads * m}")
-    o = e.tensor(L + "o", "f32", kt_n * m, "act")
-    e.call(f"matmul_tiled_f16 {wo}, {att16}, {o}, {m}, {heads * h}, {hidden}, {plane}")
+    o = e.tensor(L + "o", "f32", kt_n * m, "act", avoid=(xin,))   # read with xin in one op
+    e.call(f"matmul_tiled_f16 {wo}, {att16}, {o}, {m}, {heads * h}, {hidden}, {plane}{wraps.get(wo, '')}")
     x2 = e.tensor(L + "x_attn", "f32", kt_n * m, "act", avoid=(xin, o))
     e.call(f"vec_binary_f32 VOP_ADD, {xin}, {o}, {x2}, {kt_n * m}, east=0")
 
@@ -381,12 +415,12 @@ def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: i
     gate = e.tensor(L + "gate", "f32", ft_n * m, "act")
     up = e.tensor(L + "up", "f32", ft_n * m, "act", avoid=(gate,))
     hmid = e.tensor(L + "h", "f16", ft_n * m, "act", avoid=(gate,))
-    mlp = e.tensor(L + "mlp", "f32", kt_n * m, "act")
+    mlp = e.tensor(L + "mlp", "f32", kt_n * m, "act", avoid=(x2,))
     # mlp_swiglu_f16's steps, with gate and up on the two west planes at once
-    e.call(f"matmul_tiled_f16 {wu}, {hn2_16}, {up}, {m}, {hidden}, {ffn}, {plane2}, s=16")
-    e.call(f"matmul_tiled_f16 {wg}, {hn2_16}, {gate}, {m}, {hidden}, {ffn}, {plane}")
+    e.call(f"matmul_tiled_f16 {wu}, {hn2_16}, {up}, {m}, {hidden}, {ffn}, {plane2}, s=16{wraps.get(wu, '')}")
+    e.call(f"matmul_tiled_f16 {wg}, {hn2_16}, {gate}, {m}, {hidden}, {ffn}, {plane}{wraps.get(wg, '')}")
     e.call(f"swiglu_f32_f16 {gate}, {up}, {hmid}, {ft_n * m}")
-    e.call(f"matmul_tiled_f16 {wd}, {hmid}, {mlp}, {m}, {ffn}, {hidden}, {plane}")
+    e.call(f"matmul_tiled_f16 {wd}, {hmid}, {mlp}, {m}, {ffn}, {hidden}, {plane}{wraps.get(wd, '')}")
     out = e.tensor(f"x{li + 1}", "f32", kt_n * m, "act", avoid=(x2, mlp))
     e.call(f"vec_binary_f32 VOP_ADD, {x2}, {mlp}, {out}, {kt_n * m}, east=0")
     return out
@@ -411,22 +445,168 @@ def _rmsnorm(e: _Emitter, name: str, x: str, g: str, m: int, cols: int, eps: flo
     return y
 
 
-def _attention(e: _Emitter, L: str, q, k, v, kt, vc, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale, plane):
-    """stdlib/attention.lasm's attention_f16 (append + attend), scratch placed by its rules."""
-    rows = heads * m
-    q16 = e.tensor(L + "q16", "f16", rows, "act", avoid=(q,))
-    kh = e.tensor(L + "kh", "f16", kvh * m, "act", avoid=(k, kt))
-    oh = e.tensor(L + "oh", "f16", m, "east")
-    ks = e.tensor(L + "ks", "f32", kvh * d, "east", avoid=(oh,))
-    sc = e.tensor(L + "s", "f32", rows * ctx_tiles, "east", avoid=("att_mask",))
-    ex = e.tensor(L + "e", "f32", rows * ctx_tiles, "east", avoid=(sc,))
-    rx = e.tensor(L + "rx", "f32", rows, "act", avoid=(vc,))
-    tmp = e.tensor(L + "rtmp", "f32", rows, "act", avoid=(vc,))
-    ry = e.tensor(L + "ry", "f32", rows, "act", avoid=(rx, tmp, vc))
-    p16 = e.tensor(L + "p16", "f16", rows * ctx_tiles, "act", avoid=(ry, vc))
-    scr = e.tensor(L + "ascr", "f32", rows, "east")
-    out = e.tensor(L + "att", "f32", rows, "act")
-    e.call(f"attention_f16 {q}, {k}, {v}, {kt}, {vc}, {out}, {m}, {heads}, {kvh}, {d}, {pos}, {cache_tiles}, "
-           f"{scale!r}, att_mask, {q16}, {kh}, {oh}, {ks}, {sc}, {ex}, {p16}, {rx}, {ry}, {tmp}, {scr}, "
-           f"plane={plane}")
+def _attention(e: _Emitter, L: str, q, k, v, kts, vcs, chunk, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale,
+               plane):
+    """stdlib/attention.lasm's attention_f16 (append + attend), one call per
+    chunk of kv heads (with their query heads), scratch placed by its rules."""
+    group = heads // kvh
+    out = e.tensor(L + "att", "f32", heads * m, "act")
+    for j, g0 in enumerate(range(0, kvh, chunk)):
+        nkv = min(kvh, g0 + chunk) - g0
+        rows = nkv * group * m
+        P = f"{L}a{j}_"
+        kt, vc = kts[j], vcs[j]
+        q16 = e.tensor(P + "q16", "f16", rows, "act", avoid=(q,))
+        kh = e.tensor(P + "kh", "f16", nkv * m, "act", avoid=(k, kt))
+        oh = e.tensor(P + "oh", "f16", m, "east")
+        ks = e.tensor(P + "ks", "f32", nkv * d, "east", avoid=(oh,))
+        sc = e.tensor(P + "s", "f32", rows * ctx_tiles, "east", avoid=("att_mask",))
+        ex = e.tensor(P + "e", "f32", rows * ctx_tiles, "east", avoid=(sc,))
+        rx = e.tensor(P + "rx", "f32", rows, "act", avoid=(vc,))
+        tmp = e.tensor(P + "tmp", "f32", rows, "act", avoid=(vc,))
+        ry = e.tensor(P + "ry", "f32", rows, "act", avoid=(rx, tmp, vc))
+        p16 = e.tensor(P + "p16", "f16", rows * ctx_tiles, "act", avoid=(ry, vc))
+        scr = e.tensor(P + "scr", "f32", rows, "east")
+        e.call(f"attention_f16 {q}[{g0 * group * m}], {k}[{g0 * m}], {v}[{g0 * m}], {kt}, {vc}, "
+               f"{out}[{g0 * group * m}], {m}, {nkv * group}, {nkv}, {d}, {pos}, {cache_tiles}, {scale!r}, att_mask, "
+               f"{q16}, {kh}, {oh}, {ks}, {sc}, {ex}, {p16}, {rx}, {ry}, {tmp}, {scr}, plane={plane}")
     return out
+
+
+# ---- BERT ----------------------------------------------------------------------------------
+
+def build_bert(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: ChipConfig, seq: int = 8,
+               x0: np.ndarray | None = None, timing_only: bool = False, plane: str = "mxm0") -> ModelProgram:
+    """The encoder layers on ``seq`` tokens (prefill; bidirectional attention).
+    ``x0`` (seq, hidden): the embeddings after the embedding LayerNorm (host)."""
+    if cfg.arch != "bert":
+        raise LpuError(f"model builder: build_bert needs a bert config, got {cfg.arch}")
+    if seq < 1:
+        raise LpuError(f"seq must be at least 1, got {seq}")
+    if seq > cfg.max_position_embeddings:
+        raise LpuError(f"seq {seq} exceeds the model's max_position_embeddings {cfg.max_position_embeddings}")
+    timing_only = timing_only or weights is None
+    lanes, h = chip.lanes, chip.lanes // 2
+    d, heads = cfg.head_dim, cfg.num_attention_heads
+    if d > h:
+        raise LpuError(f"model builder: head_dim {d} exceeds the fp16 MXM's {h} rows on chip '{chip.name}'")
+    m = seq
+    if m > chip.mxm_acc_rows:
+        raise LpuError(f"model builder: {m} accumulator rows needed (one per token); chip '{chip.name}' has "
+                       f"{chip.mxm_acc_rows}")
+    prog = ModelProgram(cfg, chip, "prefill", seq, m, 0, timing_only)
+    plan = SramPlan(chip, _pools(chip), alias=timing_only)
+    prog.plan = plan
+    e = _Emitter(prog, plan)
+    kt_n = ceil_div(cfg.hidden_size, h)
+    cache_tiles = ceil_div(seq, h)
+    e.tensor("att_mask", "f32", m * cache_tiles, "east",
+             data=attention_mask(0, m, cache_tiles, lanes, causal=False, length=seq))
+    ones = tile_act(np.ones((1, cfg.hidden_size), F32), lanes)
+    e.tensor("ln_mask", "f32", kt_n, "east", data=ones)
+    if x0 is None:
+        x0 = np.zeros((m, cfg.hidden_size), F32)
+    e.tensor("x0", "f32", kt_n * m, "act", data=tile_act(np.asarray(x0, F32), lanes))
+    prog.weight_bytes = _nominal_weight_bytes(cfg)
+    xin = "x0"
+    for li in range(cfg.num_hidden_layers):
+        e.layers.append([])
+        xin = _bert_layer(e, cfg, weights, li, xin, m, cache_tiles, plane)
+        prog.outputs.append(xin)
+    _finish(prog, e)
+    return prog
+
+
+def _bert_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: int, cache_tiles: int,
+                plane: str) -> str:
+    lanes, h = e.prog.chip.lanes, e.prog.chip.lanes // 2
+    d, heads = cfg.head_dim, cfg.num_attention_heads
+    hidden, ffn = cfg.hidden_size, cfg.intermediate_size
+    kt_n, ft_n = ceil_div(hidden, h), ceil_div(ffn, h)
+    p = f"encoder.layer.{li}."
+    L = f"l{li}_"
+    plane2 = "mxm1" if plane == "mxm0" else "mxm0"
+    wt, weight, wraps = _weight_fns(e, weights, p)
+
+    def qkv(name):
+        return wt(name + ".weight", lambda w: tile_weights(pad_head_cols(w.T, heads, d, h).astype(F16), lanes))
+
+    def head_bias(name):
+        return wt(name + ".bias", lambda b: to_heads(b[None, :], heads, d, lanes))
+
+    def row(name):
+        return wt(name, lambda b: tile_act(b[None, :], lanes))
+
+    def tiles(name):
+        return wt(name + ".weight", lambda w: tile_weights(w.T.astype(F16), lanes))
+
+    wq = weight(L + "wq", heads * kt_n * h, qkv("attention.self.query"), avoid=(xin,))
+    wk = weight(L + "wk", heads * kt_n * h, qkv("attention.self.key"))
+    wv = weight(L + "wv", heads * kt_n * h, qkv("attention.self.value"))
+    wo = weight(L + "wo", kt_n * heads * h,
+                wt("attention.output.dense.weight",
+                   lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)))
+    wu = weight(L + "wu", ft_n * kt_n * h, tiles("intermediate.dense"))
+    wd = weight(L + "wd", kt_n * ft_n * h, tiles("output.dense"))
+    bq = e.tensor(L + "bq", "f32", heads, "east", data=head_bias("attention.self.query"))
+    bk = e.tensor(L + "bk", "f32", heads, "east", data=head_bias("attention.self.key"))
+    bv = e.tensor(L + "bv", "f32", heads, "east", data=head_bias("attention.self.value"))
+    bo = e.tensor(L + "bo", "f32", kt_n, "east", data=row("attention.output.dense.bias"))
+    bu = e.tensor(L + "bu", "f32", ft_n, "east", data=row("intermediate.dense.bias"))
+    bd = e.tensor(L + "bd", "f32", kt_n, "east", data=row("output.dense.bias"))
+    g1 = e.tensor(L + "ln1_g", "f32", kt_n, "east", data=row("attention.output.LayerNorm.weight"))
+    b1 = e.tensor(L + "ln1_b", "f32", kt_n, "east", data=row("attention.output.LayerNorm.bias"))
+    g2 = e.tensor(L + "ln2_g", "f32", kt_n, "east", data=row("output.LayerNorm.weight"))
+    b2 = e.tensor(L + "ln2_b", "f32", kt_n, "east", data=row("output.LayerNorm.bias"))
+    timing = e.prog.timing_only
+    zeros = None if timing else np.zeros((heads, 0, d), F16)
+    kt = e.tensor(L + "kt", "f16", heads * cache_tiles * d, "act",
+                  data=None if timing else kt_cache(zeros, cache_tiles, lanes))
+    vc = e.tensor(L + "vc", "f16", (heads - 1) * cache_tiles * h + m, "act", avoid=(kt,),
+                  data=None if timing else v_cache(zeros, cache_tiles, lanes)[:(heads - 1) * cache_tiles * h + m])
+
+    e.comment(f"layer {li}: self-attention")
+    x16 = e.tensor(L + "x16", "f16", kt_n * m, "act", avoid=(wq, wk, wv, xin))
+    e.call(f"cvt_f32_f16 {xin}, {x16}, {kt_n * m}")
+    q = e.tensor(L + "q", "f32", heads * m, "act")
+    k = e.tensor(L + "k", "f32", heads * m, "act")
+    v = e.tensor(L + "v", "f32", heads * m, "act")
+    e.call(f"matmul_tiled_f16 {wq}, {x16}, {q}, {m}, {hidden}, {heads * h}, {plane}{wraps.get(wq, '')}")
+    e.call(f"matmul_tiled_f16 {wk}, {x16}, {k}, {m}, {hidden}, {heads * h}, {plane2}, s=16{wraps.get(wk, '')}")
+    e.call(f"matmul_tiled_f16 {wv}, {x16}, {v}, {m}, {hidden}, {heads * h}, {plane2}, s=16{wraps.get(wv, '')}")
+    for t, b in ((q, bq), (k, bk), (v, bv)):
+        e.call(f"bias_add_f32 {t}, {b}, {m}, {heads}")
+    att = _attention(e, L, q, k, v, [kt], [vc], heads, m, heads, heads, d, 0, cache_tiles, cache_tiles,
+                     1.0 / math.sqrt(d), plane)
+    att16 = e.tensor(L + "att16", "f16", heads * m, "act", avoid=(wo,))
+    e.call(f"cvt_f32_f16 {att}, {att16}, {heads * m}")
+    o = e.tensor(L + "o", "f32", kt_n * m, "act", avoid=(xin,))
+    e.call(f"matmul_tiled_f16 {wo}, {att16}, {o}, {m}, {heads * h}, {hidden}, {plane}{wraps.get(wo, '')}")
+    e.call(f"bias_add_f32 {o}, {bo}, {m}, {kt_n}, residual=1, xr={xin}")
+    x1 = _layernorm(e, L + "ln1", o, g1, b1, m, hidden, cfg.layer_norm_eps)
+
+    e.comment(f"layer {li}: MLP")
+    x1_16 = e.tensor(L + "x1_16", "f16", kt_n * m, "act", avoid=(wu, x1))
+    e.call(f"cvt_f32_f16 {x1}, {x1_16}, {kt_n * m}")
+    hid = e.tensor(L + "h", "f32", ft_n * m, "act")
+    h16 = e.tensor(L + "h16", "f16", ft_n * m, "act", avoid=(hid, wd))
+    y = e.tensor(L + "y", "f32", kt_n * m, "act", avoid=(x1,))
+    e.call(f"mlp_gelu_f16 {x1_16}, {wu}, {bu}, {wd}, {bd}, {y}, {m}, {hidden}, {ffn}, {hid}, {h16}, residual=2, "
+           f"xr={x1}, plane={plane}{wraps.get(wu, '')}")
+    return _layernorm(e, f"x{li + 1}", y, g2, b2, m, hidden, cfg.layer_norm_eps, name_is_output=True)
+
+
+def _layernorm(e: _Emitter, name: str, x: str, g: str, b: str, m: int, cols: int, eps: float,
+               name_is_output: bool = False) -> str:
+    """stdlib/norm.lasm's layernorm_tiled_f32 into a new WEST tensor (its layout rules)."""
+    h = e.prog.chip.lanes // 2
+    pre = name + "_" if not name_is_output else name + "_ln_"
+    d = e.tensor(pre + "d", "f32", ceil_div(cols, h) * m, "act", avoid=(x,))
+    ss = e.tensor(pre + "ss", "f32", m, "act", avoid=(x, d))
+    s = e.tensor(pre + "s", "f32", m, "act", avoid=(ss,))
+    tmp = e.tensor(pre + "tmp", "f32", m, "act", avoid=(s, x, d))
+    scr = e.tensor(pre + "scr", "f32", m, "east")
+    y = e.tensor(name, "f32", ceil_div(cols, h) * m, "act", avoid=(x, d, tmp))
+    e.call(f"layernorm_tiled_f32 {x}, {g}, {b}, {y}, {m}, {cols}, {float(eps)!r}, ln_mask, {d}, {ss}, {s}, {tmp}, "
+           f"{scr}, east=0")
+    return y

@@ -22,7 +22,7 @@ from ..diagnostics import LpuError
 from ..image import DataSymbol, Image
 from ..layout import tensor_to_words
 from .blocks import tile_act, untile_act
-from .build import ModelProgram, build_llama
+from .build import ModelProgram, build_bert, build_llama
 from .config import ModelConfig
 
 F32 = np.float32
@@ -50,6 +50,11 @@ def prepare(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, mode: str, 
     if ids is None:
         ids = rng.integers(0, cfg.vocab_size, seq)
     ids = np.asarray(ids, np.int64)
+    if cfg.arch == "bert":
+        if mode != "prefill":
+            raise LpuError("bert is an encoder: only prefill applies")
+        x0 = None if weights is None else reference.bert_embed(cfg, weights, ids)
+        return Inputs(ids, x0 if x0 is not None else np.zeros((seq, cfg.hidden_size), F32), None)
     if weights is None:
         rows = seq if mode == "prefill" else 1
         return Inputs(ids, np.zeros((rows, cfg.hidden_size), F32), None)
@@ -73,12 +78,16 @@ class Built:
 
 def build(cfg: ModelConfig, weights, chip: ChipConfig, mode: str, seq: int, inputs: Inputs | None = None,
           timing_only: bool = False, source_dir=None) -> Built:
-    if cfg.arch != "llama":
-        raise LpuError(f"model builder: {cfg.arch} models cannot be built yet (llama only)")
     t0 = time.perf_counter()
-    prog = build_llama(cfg, None if timing_only else weights, chip, mode, seq,
-                       x0=None if inputs is None else inputs.x0, cache=None if inputs is None else inputs.cache,
-                       timing_only=timing_only)
+    if cfg.arch == "bert":
+        if mode != "prefill":
+            raise LpuError("bert is an encoder: only prefill applies")
+        prog = build_bert(cfg, None if timing_only else weights, chip, seq,
+                          x0=None if inputs is None else inputs.x0, timing_only=timing_only)
+    else:
+        prog = build_llama(cfg, None if timing_only else weights, chip, mode, seq,
+                           x0=None if inputs is None else inputs.x0,
+                           cache=None if inputs is None else inputs.cache, timing_only=timing_only)
     t1 = time.perf_counter()
     asm = prog.assemble(source_dir)
     t2 = time.perf_counter()
@@ -201,7 +210,9 @@ def reference_layers(cfg: ModelConfig, weights, inputs: Inputs, mode: str) -> li
     """The independent numpy forward pass: each layer's output for the rows the chip ran."""
     from . import reference
 
-    if mode == "prefill":
+    if cfg.arch == "bert":
+        res = reference.bert_forward(cfg, weights, inputs.ids)
+    elif mode == "prefill":
         res = reference.llama_forward(cfg, weights, inputs.ids, lm_head=False)
     else:
         res = reference.llama_forward(cfg, weights, inputs.ids[-1:], cache=inputs.cache, lm_head=False)
