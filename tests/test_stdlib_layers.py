@@ -106,14 +106,36 @@ def test_one_tile_is_matmul_f16(tmp_path):
     same_bits(model_matmul_tiled(x, w), want, "model")
 
 
+LAYER_FILES = ("matmul_tiled.lasm", "mlp.lasm", "norm.lasm", "rope.lasm", "attention.lasm")
+
+
 def test_layer_files_have_a_documented_header():
     from pathlib import Path
     doc = (Path(__file__).resolve().parent.parent / "docs" / "stdlib.md").read_text()
-    for f in ("matmul_tiled.lasm", "mlp.lasm"):
+    for f in LAYER_FILES:
         lines = (stdlib_dir() / f).read_text().splitlines()
         assert lines[0] == ".once", f
         assert lines[1].startswith(f"; {f}:"), f
         assert f"## {f}" in doc, f
+
+
+def test_docs_list_every_stdlib_file_and_public_macro():
+    """docs/stdlib.md's file table has a row for every stdlib/*.lasm file naming each of
+    its public macros (names not starting with "_"), and a line of the doc gives every
+    public macro with its exact parameter list, as its .macro line has it."""
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "stdlib.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z_]+\.lasm)` \| (.*?) \|", doc, re.M)}
+    lines = [" ".join(line.replace("`", " ` ").split()) for line in doc.splitlines()]
+    files = sorted(p.name for p in stdlib_dir().glob("*.lasm"))
+    assert set(LAYER_FILES) <= set(files)
+    for f in files:
+        assert f in rows, f"docs/stdlib.md: no file-table row for {f}"
+        for name, params in re.findall(r"^\.macro\s+([A-Za-z]\w*)(.*)$", (stdlib_dir() / f).read_text(), re.M):
+            assert f"`{name}`" in rows[f], f"docs/stdlib.md: {name} missing from the row of {f}"
+            sig = re.compile(re.escape(" ".join(f"{name} {params}".split())) + r"(?= `|$)")
+            assert any(sig.search(line) for line in lines), f"docs/stdlib.md: no line gives `{name}{params}`"
 
 
 LAYER_SPACES = """\
