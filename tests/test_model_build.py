@@ -52,6 +52,14 @@ def test_layers_match_the_reference(mode, seq):
     assert all(c > 0 for c in per) and sum(per) <= res.result.stats.cycles
 
 
+def test_head_dim_128_does_not_divide_the_lanes():
+    """Llama-2's head_dim 128 on tsp-v1's 320 lanes: RoPE's tables map the lanes
+    past the head to themselves."""
+    cfg = parse_shapes("llama", "hidden=256,heads=2,head_dim=128,ffn=300,layers=1,vocab=30")
+    _, _, _, errors = build_run(cfg, random_weights(cfg, seed=4), "decode", 3)
+    assert errors[0].max_rel < CLOSE
+
+
 def test_decode_across_token_tiles_appends_to_the_cache():
     """Position 170 is in the second 160-token tile: the scores, the softmax
     and P @ V span two tiles; the new key and value land in the caches, the

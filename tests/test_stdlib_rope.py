@@ -121,12 +121,12 @@ SPACES = """\
 
 
 @pytest.mark.parametrize("call, message", [
-    ("rope_f32 q, cos, sin, out, 2, 6, map, mask, scr, tmp",
-     "rope_f32: head_dim = 6; an even divisor of LANES (32), at least 2"),
+    ("rope_f32 q, cos, sin, out, 2, 34, map, mask, scr, tmp",
+     "rope_f32: head_dim = 34; even, 2 .. LANES (32)"),
     ("rope_f32 q, cos, sin, out, 2, 7, map, mask, scr, tmp",
-     "rope_f32: head_dim = 7; an even divisor of LANES (32), at least 2"),
+     "rope_f32: head_dim = 7; even, 2 .. LANES (32)"),
     ("rope_f32 q, cos, sin, out, 2, 0, map, mask, scr, tmp",
-     "rope_f32: head_dim = 0; an even divisor of LANES (32), at least 2"),
+     "rope_f32: head_dim = 0; even, 2 .. LANES (32)"),
     ("rope_f32 q, cos, sin, out, 0, 8, map, mask, scr, tmp", "rope_f32: rows = 0; at least 1"),
 ])
 def test_rope_error_guards(call, message, tmp_path):
