@@ -250,7 +250,7 @@ def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: C
     timing_only = timing_only or weights is None
     lanes, h = chip.lanes, chip.lanes // 2
     d, heads, kvh = cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
-    hidden, ffn = cfg.hidden_size, cfg.intermediate_size
+    hidden = cfg.hidden_size
     if d > h:
         raise LpuError(f"model builder: head_dim {d} exceeds the fp16 MXM's {h} rows on chip '{chip.name}'")
     if d % 2:
@@ -312,14 +312,17 @@ def _nominal_weight_bytes(cfg: ModelConfig) -> int:
     return 2 * sum(int(np.prod(shape)) for i in range(cfg.num_hidden_layers) for shape in layer_tensors(cfg, i).values())
 
 
-def _weight_fns(e: _Emitter, weights, prefix: str):
+def _weight_fns(e: _Emitter, weights, prefix: str, plane: str):
     """wt(name, fn): the tiled data of weight *prefix+name* (None when timing
     only); weight(name, words, data): place a weight tensor, in a timing-only
-    build cut to one bank with wrap= for the products; wraps: name -> ', wrap=N'."""
+    build cut to one bank (the products read it with wrap=: the same slices and
+    banks stream the same rows); wraps: name -> ', wrap=N'; product(...): a
+    matrix product split by output tiles over the two west planes."""
     timing, chip = e.prog.timing_only, e.prog.chip
     h = chip.lanes // 2
     wraps: dict[str, str] = {}
     cap_tiles = chip.words_per_bank // h
+    plane2 = "mxm1" if plane == "mxm0" else "mxm0"
 
     def wt(name, fn):
         w = _w(weights, prefix + name)
@@ -331,7 +334,22 @@ def _weight_fns(e: _Emitter, weights, prefix: str):
             wraps[name] = f", wrap={cap_tiles}"
         return e.tensor(name, "f16", words, "weights", avoid=avoid, data=data)
 
-    return wt, weight, wraps
+    def product(name, data, x, y, m, k, n):
+        """y = x @ W (tiles *data* of W^T, k x n): output tiles 0 .. NT/2-1 on
+        *plane*, the rest on the other west plane (disjoint streams, s=16), so
+        the two halves stream their weights at once."""
+        nt, kt = ceil_div(n, h), ceil_div(k, h)
+        cut = ceil_div(nt, 2)
+        for half, (u0, u1, pl, st) in enumerate([(0, cut, plane, ""), (cut, nt, plane2, ", s=16")]):
+            if u0 >= u1:
+                continue
+            part = None if data is None else data[u0 * kt * h:u1 * kt * h]
+            wname = weight(f"{name}_{'ab'[half]}", (u1 - u0) * kt * h, part)
+            yarg = y if u0 == 0 else f"{y}[{u0 * m}]"
+            e.call(f"matmul_tiled_f16 {wname}, {x}, {yarg}, {m}, {k}, {min(n, u1 * h) - u0 * h}, {pl}{st}"
+                   f"{wraps.get(wname, '')}")
+
+    return wt, weight, wraps, product
 
 
 def _w(weights, name):
@@ -348,22 +366,16 @@ def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: i
     p = f"model.layers.{li}."
     L = f"l{li}_"
     timing = e.prog.timing_only
-    plane2 = "mxm1" if plane == "mxm0" else "mxm0"
 
-    wt, weight, wraps = _weight_fns(e, weights, p)
+    wt, weight, wraps, product = _weight_fns(e, weights, p, plane)
 
-    # weights (f16 tiles of W^T; q/k/v columns and o rows padded per head)
-    wq = weight(L + "wq", heads * kt_n * h, avoid=(xin,),
-                data=wt("self_attn.q_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, heads, d, h).astype(F16), lanes)))
-    wk = weight(L + "wk", kvh * kt_n * h,
-                data=wt("self_attn.k_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, kvh, d, h).astype(F16), lanes)))
-    wv = weight(L + "wv", kvh * kt_n * h,
-                data=wt("self_attn.v_proj.weight", lambda w: tile_weights(pad_head_cols(w.T, kvh, d, h).astype(F16), lanes)))
-    wo = weight(L + "wo", kt_n * heads * h,
-                data=wt("self_attn.o_proj.weight", lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)))
-    wg = weight(L + "wg", ft_n * kt_n * h, data=wt("mlp.gate_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
-    wu = weight(L + "wu", ft_n * kt_n * h, data=wt("mlp.up_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
-    wd = weight(L + "wd", kt_n * ft_n * h, data=wt("mlp.down_proj.weight", lambda w: tile_weights(w.T.astype(F16), lanes)))
+    # weights: f16 tiles of W^T (q/k/v columns and o rows padded per head)
+    def heads_cols(n):
+        return lambda w: tile_weights(pad_head_cols(w.T, n, d, h).astype(F16), lanes)
+
+    def plain(w):
+        return tile_weights(w.T.astype(F16), lanes)
+
     g1 = e.tensor(L + "g_attn", "f32", kt_n, "east",
                   data=wt("input_layernorm.weight", lambda w: tile_act(w[None, :], lanes)))
     g2 = e.tensor(L + "g_mlp", "f32", kt_n, "east",
@@ -389,38 +401,40 @@ def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: i
                             data=None if timing else v_cache(zv[g0:ga].astype(F16), cache_tiles, lanes)[:vwords]))
     e.comment(f"layer {li}: attention")
     hn = _rmsnorm(e, L + "an", xin, g1, m, hidden, cfg.rms_norm_eps)
-    hn16 = e.tensor(L + "an16", "f16", kt_n * m, "act", avoid=(wq, wk, wv))
+    hn16 = e.tensor(L + "an16", "f16", kt_n * m, "act")
     e.call(f"cvt_f32_f16 {hn}, {hn16}, {kt_n * m}")
     q = e.tensor(L + "q", "f32", heads * m, "act", avoid=("rope_cos",))
     k = e.tensor(L + "k", "f32", kvh * m, "act", avoid=("rope_cos",))
     v = e.tensor(L + "v", "f32", kvh * m, "act")
-    e.call(f"matmul_tiled_f16 {wq}, {hn16}, {q}, {m}, {hidden}, {heads * h}, {plane}{wraps.get(wq, '')}")
-    e.call(f"matmul_tiled_f16 {wk}, {hn16}, {k}, {m}, {hidden}, {kvh * h}, {plane2}, s=16{wraps.get(wk, '')}")
-    e.call(f"matmul_tiled_f16 {wv}, {hn16}, {v}, {m}, {hidden}, {kvh * h}, {plane2}, s=16{wraps.get(wv, '')}")
+    product(L + "wq", wt("self_attn.q_proj.weight", heads_cols(heads)), hn16, q, m, hidden, heads * h)
+    product(L + "wk", wt("self_attn.k_proj.weight", heads_cols(kvh)), hn16, k, m, hidden, kvh * h)
+    product(L + "wv", wt("self_attn.v_proj.weight", heads_cols(kvh)), hn16, v, m, hidden, kvh * h)
     qr = _rope(e, L + "qr", q, heads * m, d)
     kr = _rope(e, L + "kr", k, kvh * m, d)
     att = _attention(e, L, qr, kr, v, kts, vcs, chunk, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale,
                      plane)
-    att16 = e.tensor(L + "att16", "f16", heads * m, "act", avoid=(wo,))
+    att16 = e.tensor(L + "att16", "f16", heads * m, "act")
     e.call(f"cvt_f32_f16 {att}, {att16}, {heads * m}")
     o = e.tensor(L + "o", "f32", kt_n * m, "act", avoid=(xin,))   # read with xin in one op
-    e.call(f"matmul_tiled_f16 {wo}, {att16}, {o}, {m}, {heads * h}, {hidden}, {plane}{wraps.get(wo, '')}")
+    product(L + "wo", wt("self_attn.o_proj.weight",
+                         lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)),
+            att16, o, m, heads * h, hidden)
     x2 = e.tensor(L + "x_attn", "f32", kt_n * m, "act", avoid=(xin, o))
     e.call(f"vec_binary_f32 VOP_ADD, {xin}, {o}, {x2}, {kt_n * m}, east=0")
 
     e.comment(f"layer {li}: MLP")
     hn2 = _rmsnorm(e, L + "mn", x2, g2, m, hidden, cfg.rms_norm_eps)
-    hn2_16 = e.tensor(L + "mn16", "f16", kt_n * m, "act", avoid=(wg, wu, wd))
+    hn2_16 = e.tensor(L + "mn16", "f16", kt_n * m, "act")
     e.call(f"cvt_f32_f16 {hn2}, {hn2_16}, {kt_n * m}")
     gate = e.tensor(L + "gate", "f32", ft_n * m, "act")
     up = e.tensor(L + "up", "f32", ft_n * m, "act", avoid=(gate,))
     hmid = e.tensor(L + "h", "f16", ft_n * m, "act", avoid=(gate,))
     mlp = e.tensor(L + "mlp", "f32", kt_n * m, "act", avoid=(x2,))
-    # mlp_swiglu_f16's steps, with gate and up on the two west planes at once
-    e.call(f"matmul_tiled_f16 {wu}, {hn2_16}, {up}, {m}, {hidden}, {ffn}, {plane2}, s=16{wraps.get(wu, '')}")
-    e.call(f"matmul_tiled_f16 {wg}, {hn2_16}, {gate}, {m}, {hidden}, {ffn}, {plane}{wraps.get(wg, '')}")
+    # mlp_swiglu_f16's steps, each product split over the two west planes
+    product(L + "wu", wt("mlp.up_proj.weight", plain), hn2_16, up, m, hidden, ffn)
+    product(L + "wg", wt("mlp.gate_proj.weight", plain), hn2_16, gate, m, hidden, ffn)
     e.call(f"swiglu_f32_f16 {gate}, {up}, {hmid}, {ft_n * m}")
-    e.call(f"matmul_tiled_f16 {wd}, {hmid}, {mlp}, {m}, {ffn}, {hidden}, {plane}{wraps.get(wd, '')}")
+    product(L + "wd", wt("mlp.down_proj.weight", plain), hmid, mlp, m, ffn, hidden)
     out = e.tensor(f"x{li + 1}", "f32", kt_n * m, "act", avoid=(x2, mlp))
     e.call(f"vec_binary_f32 VOP_ADD, {x2}, {mlp}, {out}, {kt_n * m}, east=0")
     return out
@@ -487,7 +501,7 @@ def build_bert(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: Ch
         raise LpuError(f"seq {seq} exceeds the model's max_position_embeddings {cfg.max_position_embeddings}")
     timing_only = timing_only or weights is None
     lanes, h = chip.lanes, chip.lanes // 2
-    d, heads = cfg.head_dim, cfg.num_attention_heads
+    d = cfg.head_dim
     if d > h:
         raise LpuError(f"model builder: head_dim {d} exceeds the fp16 MXM's {h} rows on chip '{chip.name}'")
     m = seq
@@ -525,8 +539,7 @@ def _bert_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: in
     kt_n, ft_n = ceil_div(hidden, h), ceil_div(ffn, h)
     p = f"encoder.layer.{li}."
     L = f"l{li}_"
-    plane2 = "mxm1" if plane == "mxm0" else "mxm0"
-    wt, weight, wraps = _weight_fns(e, weights, p)
+    wt, weight, wraps, product = _weight_fns(e, weights, p, plane)
 
     def qkv(name):
         return wt(name + ".weight", lambda w: tile_weights(pad_head_cols(w.T, heads, d, h).astype(F16), lanes))
@@ -540,12 +553,6 @@ def _bert_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: in
     def tiles(name):
         return wt(name + ".weight", lambda w: tile_weights(w.T.astype(F16), lanes))
 
-    wq = weight(L + "wq", heads * kt_n * h, qkv("attention.self.query"), avoid=(xin,))
-    wk = weight(L + "wk", heads * kt_n * h, qkv("attention.self.key"))
-    wv = weight(L + "wv", heads * kt_n * h, qkv("attention.self.value"))
-    wo = weight(L + "wo", kt_n * heads * h,
-                wt("attention.output.dense.weight",
-                   lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)))
     wu = weight(L + "wu", ft_n * kt_n * h, tiles("intermediate.dense"))
     wd = weight(L + "wd", kt_n * ft_n * h, tiles("output.dense"))
     bq = e.tensor(L + "bq", "f32", heads, "east", data=head_bias("attention.self.query"))
@@ -566,22 +573,23 @@ def _bert_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: in
                   data=None if timing else v_cache(zeros, cache_tiles, lanes)[:(heads - 1) * cache_tiles * h + m])
 
     e.comment(f"layer {li}: self-attention")
-    x16 = e.tensor(L + "x16", "f16", kt_n * m, "act", avoid=(wq, wk, wv, xin))
+    x16 = e.tensor(L + "x16", "f16", kt_n * m, "act", avoid=(xin,))
     e.call(f"cvt_f32_f16 {xin}, {x16}, {kt_n * m}")
     q = e.tensor(L + "q", "f32", heads * m, "act")
     k = e.tensor(L + "k", "f32", heads * m, "act")
     v = e.tensor(L + "v", "f32", heads * m, "act")
-    e.call(f"matmul_tiled_f16 {wq}, {x16}, {q}, {m}, {hidden}, {heads * h}, {plane}{wraps.get(wq, '')}")
-    e.call(f"matmul_tiled_f16 {wk}, {x16}, {k}, {m}, {hidden}, {heads * h}, {plane2}, s=16{wraps.get(wk, '')}")
-    e.call(f"matmul_tiled_f16 {wv}, {x16}, {v}, {m}, {hidden}, {heads * h}, {plane2}, s=16{wraps.get(wv, '')}")
+    for name, t in (("query", q), ("key", k), ("value", v)):
+        product(f"{L}w{name[0]}", qkv("attention.self." + name), x16, t, m, hidden, heads * h)
     for t, b in ((q, bq), (k, bk), (v, bv)):
         e.call(f"bias_add_f32 {t}, {b}, {m}, {heads}")
     att = _attention(e, L, q, k, v, [kt], [vc], heads, m, heads, heads, d, 0, cache_tiles, cache_tiles,
                      1.0 / math.sqrt(d), plane)
-    att16 = e.tensor(L + "att16", "f16", heads * m, "act", avoid=(wo,))
+    att16 = e.tensor(L + "att16", "f16", heads * m, "act")
     e.call(f"cvt_f32_f16 {att}, {att16}, {heads * m}")
     o = e.tensor(L + "o", "f32", kt_n * m, "act", avoid=(xin,))
-    e.call(f"matmul_tiled_f16 {wo}, {att16}, {o}, {m}, {heads * h}, {hidden}, {plane}{wraps.get(wo, '')}")
+    product(L + "wo", wt("attention.output.dense.weight",
+                         lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)),
+            att16, o, m, heads * h, hidden)
     e.call(f"bias_add_f32 {o}, {bo}, {m}, {kt_n}, residual=1, xr={xin}")
     x1 = _layernorm(e, L + "ln1", o, g1, b1, m, hidden, cfg.layer_norm_eps)
 

@@ -53,7 +53,7 @@ def run_lines(res, chip: ChipConfig) -> list[str]:
     what = "per token (decode)" if rows == 1 and res.meta["MODEL_POS"] + 1 == res.meta["MODEL_SEQ"] else \
         f"for {rows} tokens (prefill)"
     lines = [f"  cycles       {cycles:,} = {secs * 1e6:,.1f} us at {chip.clock_hz / 1e6:g} MHz",
-             f"  per layer    " + ", ".join(f"{c:,}" for c in per) + " cycles",
+             "  per layer    " + ", ".join(f"{c:,}" for c in per) + " cycles",
              f"  latency      {secs * 1e6:,.1f} us {what}: {tps:,.0f} tokens/s at the clock",
              f"  utilisation  {util}"]
     if st.macs:
