@@ -335,19 +335,22 @@ def _weight_fns(e: _Emitter, weights, prefix: str, plane: str):
         return e.tensor(name, "f16", words, "weights", avoid=avoid, data=data)
 
     def product(name, data, x, y, m, k, n):
-        """y = x @ W (tiles *data* of W^T, k x n): output tiles 0 .. NT/2-1 on
-        *plane*, the rest on the other west plane (disjoint streams, s=16), so
-        the two halves stream their weights at once."""
+        """y = x @ W (tiles *data* of W^T, k x n): output tiles 0 .. C-1 on
+        *plane*, the rest on the other west plane, K tiles interleaved
+        (matmul_tiled_f16's split=1), so both planes stream weights at once."""
         nt, kt = ceil_div(n, h), ceil_div(k, h)
         cut = ceil_div(nt, 2)
-        for half, (u0, u1, pl, st) in enumerate([(0, cut, plane, ""), (cut, nt, plane2, ", s=16")]):
-            if u0 >= u1:
-                continue
-            part = None if data is None else data[u0 * kt * h:u1 * kt * h]
-            wname = weight(f"{name}_{'ab'[half]}", (u1 - u0) * kt * h, part)
-            yarg = y if u0 == 0 else f"{y}[{u0 * m}]"
-            e.call(f"matmul_tiled_f16 {wname}, {x}, {yarg}, {m}, {k}, {min(n, u1 * h) - u0 * h}, {pl}{st}"
-                   f"{wraps.get(wname, '')}")
+        names = []
+        for half, (u0, u1) in enumerate([(0, cut), (cut, nt)]):
+            if u0 < u1:
+                part = None if data is None else data[u0 * kt * h:u1 * kt * h]
+                names.append(weight(f"{name}_{'ab'[half]}", (u1 - u0) * kt * h, part))
+        wrap = wraps.get(names[0], "") or wraps.get(names[-1], "")
+        if len(names) == 1:
+            e.call(f"matmul_tiled_f16 {names[0]}, {x}, {y}, {m}, {k}, {n}, {plane}{wrap}")
+        else:
+            e.call(f"matmul_tiled_f16 {names[0]}, {x}, {y}, {m}, {k}, {n}, {plane}{wrap}, split=1, wb={names[1]}, "
+                   f"plane2={plane2}")
 
     return wt, weight, wraps, product
 
