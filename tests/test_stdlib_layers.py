@@ -126,7 +126,7 @@ def test_docs_list_every_stdlib_file_and_public_macro():
     import re
     from pathlib import Path
     doc = (Path(__file__).resolve().parent.parent / "docs" / "stdlib.md").read_text()
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z_]+\.lasm)` \| (.*?) \|", doc, re.M)}
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z0-9_]+\.lasm)` \| (.*?) \|", doc, re.M)}
     lines = [" ".join(line.replace("`", " ` ").split()) for line in doc.splitlines()]
     files = sorted(p.name for p in stdlib_dir().glob("*.lasm"))
     assert set(LAYER_FILES) <= set(files)
