@@ -63,9 +63,15 @@ docs/language.md ("Pins and scheduling") states for users:
   at or after every earlier row's last effect (issue + delay, for a repeat its
   last repetition + delay).  Nothing may issue, or take effect, after it.
 
-Everything is one pass with small dict lookups: words are decoded once per
-distinct word (SRAM word offsets masked out), so a 100k-row program schedules
-in under a second.
+Everything is one pass in source order (:meth:`_Scheduler.place_rows`) with
+small dict lookups: words are decoded once per distinct word (SRAM word offsets
+masked out), and the occupancy tables hold one dict per lane (stream and
+position, or queue) keyed by cycle.  The rows of a ``.for`` loop, structurally
+the same row every P rows, are not all placed one by one: one period is placed
+traced, and when the scheduler's state is provably the same as one period
+earlier shifted by T cycles, the following periods are written directly
+(:mod:`lpuasm.schedule_runs`, which states the argument); the result is exactly
+that of the row-by-row pass.
 """
 
 from __future__ import annotations
@@ -111,7 +117,8 @@ def durations(ir: IR) -> np.ndarray:
 class _Dec:
     """What the scheduler needs to know about one instruction word."""
 
-    __slots__ = ("row", "kind", "inputs", "groups", "outputs", "delay", "pos", "port", "bank", "plane", "n", "d")
+    __slots__ = ("row", "kind", "inputs", "groups", "outputs", "delay", "pos", "port", "bank", "plane", "n", "d",
+                 "uinputs", "okeys")
 
     def __init__(self, word: int, queue: int, geo: chip.Geometry) -> None:
         row, f = isa.unpack(word)
@@ -134,6 +141,10 @@ class _Dec:
         self.plane = f["p"] if row.unit == "mxm" else -1
         self.n = f.get("n", 0)
         self.d = f.get("d", 0)
+        # the distinct input streams, in order; per output stream: (stream, slot
+        # lane, diagonal - cycle), set by _Scheduler (see its occupancy tables)
+        self.uinputs = tuple(dict.fromkeys(self.inputs))
+        self.okeys = ()
 
 
 def _s(sid: int) -> str:
@@ -148,10 +159,14 @@ _ZERO = (0,)  # issue offsets of a row without a repeat
 
 
 class _Scheduler:
-    # Occupancy tables are keyed by packed ints, not tuples (no allocation, a
-    # cheap hash): stream slot (stream, pos, cycle) -> cycle << sb | pos << 6 | stream;
-    # path (stream, diagonal) -> diagonal << 6 | stream; port (queue, cycle) -> cycle << qb | queue.
-    # Stream ids are below 64 (direction << 5 | index).
+    # Occupancy tables are lists of dicts, one dict per lane, keyed by cycle: a
+    # stream slot (stream, pos, cycle) is slots[pos << 6 | stream][cycle]; a path
+    # (stream, diagonal) is diagw[stream][diagonal] and live[stream][diagonal]
+    # (diagonal: cycle + pos for a westward stream, cycle - pos for an eastward
+    # one); a port (queue, cycle) is rport[queue][cycle], wport[queue][cycle].
+    # Consecutive cycles of one lane are consecutive keys of one dict: cheap to
+    # look up and to fill in bulk (lpuasm.schedule_runs).  Stream ids are below
+    # 64 (direction << 5 | index).
 
     def __init__(self, ir: IR, diags: Diagnostics) -> None:
         self.ir = ir
@@ -192,7 +207,14 @@ class _Scheduler:
         uniq, first, inv = np.unique(masked, return_index=True, return_inverse=True)
         queue = self.queue
         table = [_Dec(w, queue[f], self.geo) for w, f in zip(uniq.tolist(), first.tolist())]
-        self.decs: list[_Dec] = [table[k] for k in inv.reshape(-1).tolist()]
+        for dec in table:
+            # per output stream: (stream, slot lane, diagonal - cycle)
+            if dec.outputs:
+                pos = dec.pos
+                dec.okeys = tuple((sid, pos << 6 | sid, pos if sid & 32 else -pos) for sid in dec.outputs)
+        self.table = table
+        self.dec_index = inv.reshape(-1)
+        self.decs: list[_Dec] = [table[k] for k in self.dec_index.tolist()]
         # the repeat row following each repeated row (its base): base -> repeat row
         self.rep_of: dict[int, int] = {}
         rep = np.nonzero(ir.op == isa.REPEAT.opcode)[0]
@@ -213,16 +235,21 @@ class _Scheduler:
         self.more_users: dict[int, list[int]] = {}
         self.frozen: set[int] = set()
         # for delaying chains: the producers (stream -> row) and in-use paths
-        # (key, lo, hi, producer) of each placed unpinned consumer, and the
+        # (stream, diagonal, lo, hi, producer) of each placed unpinned consumer, and the
         # producers read by pinned rows
         self.inputs_of: list[tuple[dict, list] | None] = [None] * n
         self.pinned_use: set[int] = set()
         # occupancy
-        self.slots: dict[int, int] = {}    # (stream, pos, cycle) -> writing row
-        self.diagw: dict[int, list] = {}   # (stream, diagonal) -> [(pos, row)]
-        self.live: dict[int, list] = {}    # (stream, diagonal) -> [(lo, hi, producer, consumer)]
-        self.rport: dict[int, tuple[int, int]] = {}  # (queue, cycle) -> (bank, row)
-        self.wport: dict[int, tuple[int, int]] = {}
+        # (stream, pos, cycle) -> writing row; a lane for every (pos, stream) some row writes
+        self.slots: list[dict[int, int] | None] = [None] * (1 << self.sb)
+        for dec in table:
+            for _, sk, _ in dec.okeys:
+                if self.slots[sk] is None:
+                    self.slots[sk] = {}
+        self.diagw: list[dict[int, list]] = [{} for _ in range(64)]   # (stream, diagonal) -> [(pos, row)]
+        self.live: list[dict[int, list]] = [{} for _ in range(64)]    # (stream, diagonal) -> [(lo, hi, producer, consumer)]
+        self.rport: list[dict[int, tuple[int, int]]] = [{} for _ in range(nq)]  # (queue, cycle) -> (bank, row)
+        self.wport: list[dict[int, tuple[int, int]]] = [{} for _ in range(nq)]
         # MXM planes
         planes = cfg.mxm_planes
         self.products: list[list[tuple[int, int]]] = [[] for _ in range(planes)]  # (ready cycle, abc row)
@@ -233,6 +260,10 @@ class _Scheduler:
         self.last_issue = -1
         self.max_effect = -1
         self.max_effect_row = -1
+        # the pass: cycle and row of the last non-nop row (for @+ pins), the first halt
+        self.prev, self.prev_row, self.halt_row = 0, -1, None
+        self.pins = ir.pin.tolist()
+        self.durs = self.dur.tolist()
 
     # ---- helpers -------------------------------------------------------------------
     def dec(self, i: int) -> _Dec:
@@ -276,19 +307,17 @@ class _Scheduler:
         (with repetitions at the *offsets*): (repetition, message, other row)."""
         pos = d.pos
         delay = d.delay
-        outputs = d.outputs
         port = d.port
         slots, live = self.slots, self.live
-        sb = self.sb
         for k, off in enumerate(offsets):
             t = c + off
             a = t + delay
-            for sid in outputs:
-                j = slots.get(a << sb | pos << 6 | sid)
+            for sid, sk, dpos in d.okeys:
+                j = slots[sk].get(a)
                 if j is not None and j != i:
                     return k, (f"stream {_s(sid)} at {self.place(pos)} already carries a value written at cycle {a} "
                                f"by the instruction at {self.where(j, i)}"), j
-                ranges = live.get((a + pos if sid & 32 else a - pos) << 6 | sid)
+                ranges = live[sid].get(a + dpos)
                 if ranges:
                     for lo, hi, p, cons in ranges:
                         if lo <= pos <= hi and p != i:
@@ -296,16 +325,15 @@ class _Scheduler:
                                        f"value from {self.where(p, i)} to {self.where(cons, i)}"), cons
             if port:
                 q = self.queue[i]
-                qb = self.qb
                 if port == _P_READ:
-                    mine, theirs, at, verb, their_verb, noun = self.rport, self.wport, t, "reads", "writes", "read"
+                    mine, theirs, at, verb, their_verb, noun = self.rport[q], self.wport[q], t, "reads", "writes", "read"
                 else:
-                    mine, theirs, at, verb, their_verb, noun = self.wport, self.rport, t + delay, "writes", "reads", "write"
-                other = mine.get(at << qb | q)
+                    mine, theirs, at, verb, their_verb, noun = self.wport[q], self.rport[q], t + delay, "writes", "reads", "write"
+                other = mine.get(at)
                 if other is not None and other[1] != i:
                     return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {at}: the instruction at "
                                f"{self.where(other[1], i)} {verb} this slice then too (one {noun} per slice per cycle)"), other[1]
-                other = theirs.get(at << qb | q)
+                other = theirs.get(at)
                 if other is not None and other[1] != i and other[0] == d.bank:
                     return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {at}: this instruction {verb} bank "
                                f"{d.bank} while the instruction at {self.where(other[1], i)} {their_verb} it"), other[1]
@@ -328,54 +356,54 @@ class _Scheduler:
     def reserve(self, i: int, d: _Dec, c: int, offsets) -> None:
         pos = d.pos
         delay = d.delay
-        outputs = d.outputs
         port = d.port
         slots, diagw = self.slots, self.diagw
-        sb = self.sb
         for off in offsets:
             t = c + off
             a = t + delay
-            for sid in outputs:
-                key = a << sb | pos << 6 | sid
-                if key not in slots:
-                    slots[key] = i
-                key = (a + pos if sid & 32 else a - pos) << 6 | sid
-                lst = diagw.get(key)
+            for sid, sk, dpos in d.okeys:
+                lane = slots[sk]
+                if a not in lane:
+                    lane[a] = i
+                lane = diagw[sid]
+                lst = lane.get(a + dpos)
                 if lst is None:
-                    diagw[key] = [(pos, i)]
+                    lane[a + dpos] = [(pos, i)]
                 else:
                     lst.append((pos, i))
             if port == _P_READ:
-                key = t << self.qb | self.queue[i]
-                if key not in self.rport:
-                    self.rport[key] = (d.bank, i)
+                lane = self.rport[self.queue[i]]
+                if t not in lane:
+                    lane[t] = (d.bank, i)
             elif port == _P_WRITE:
-                key = a << self.qb | self.queue[i]
-                if key not in self.wport:
-                    self.wport[key] = (d.bank, i)
+                lane = self.wport[self.queue[i]]
+                if a not in lane:
+                    lane[a] = (d.bank, i)
 
     def unreserve(self, i: int, d: _Dec, c: int, offsets) -> None:
         """Undo :meth:`reserve`."""
         q = self.queue[i]
-        pos = d.pos
-        qb, sb = self.qb, self.sb
         for off in offsets:
             t = c + off
             a = t + d.delay
-            for sid in d.outputs:
-                key = a << sb | pos << 6 | sid
-                if self.slots.get(key) == i:
-                    del self.slots[key]
-                key = (a + pos if sid & 32 else a - pos) << 6 | sid
-                lst = [e for e in self.diagw.get(key, ()) if e[1] != i]
+            for sid, sk, dpos in d.okeys:
+                lane = self.slots[sk]
+                if lane.get(a) == i:
+                    del lane[a]
+                lane = self.diagw[sid]
+                lst = [e for e in lane.get(a + dpos, ()) if e[1] != i]
                 if lst:
-                    self.diagw[key] = lst
+                    lane[a + dpos] = lst
                 else:
-                    self.diagw.pop(key, None)
-            if d.port == _P_READ and self.rport.get(t << qb | q, (0, -1))[1] == i:
-                del self.rport[t << qb | q]
-            elif d.port == _P_WRITE and self.wport.get(a << qb | q, (0, -1))[1] == i:
-                del self.wport[a << qb | q]
+                    lane.pop(a + dpos, None)
+            if d.port == _P_READ:
+                lane = self.rport[q]
+                if lane.get(t, (0, -1))[1] == i:
+                    del lane[t]
+            elif d.port == _P_WRITE:
+                lane = self.wport[q]
+                if lane.get(a, (0, -1))[1] == i:
+                    del lane[a]
 
     def first_free(self, i: int, d: _Dec, c: int, offsets) -> int:
         if not d.outputs and not d.port:
@@ -448,9 +476,19 @@ class _Scheduler:
 
     # ---- the pass ----------------------------------------------------------------------
     def run(self) -> list[int]:
+        from .schedule_runs import place_all
+        place_all(self)
+        if self.halt_row is not None:
+            self.after_halt(self.halt_row)
+        return self.cycles
+
+    def place_rows(self, i0: int, i1: int, trace: list | None = None) -> None:
+        """Place rows *i0* .. *i1* - 1 (every earlier row placed).  With *trace*
+        (a list), the bounds that 'abc' and 'acc' rows compare against are
+        appended to it (see lpuasm.schedule_runs)."""
         ir = self.ir
-        kinds, pins = ir.pin_kind.tolist(), ir.pin.tolist()
-        dur = self.dur.tolist()
+        kinds, pins = self.pin_kinds, self.pins
+        dur = self.durs
         names = self.cfg.queues
         cycles = self.cycles
         effect = self.effect
@@ -458,13 +496,20 @@ class _Scheduler:
         pair_open = self.pair_open
         last_in_q = self.last_in_q
         last_writer = self.last_writer
+        lw_get = last_writer.get
         queue = self.queue
         decs = self.decs
         offs = self.offs
-        consumer, plain, reserve, mxm_after = self.consumer, self.plain, self.reserve, self.mxm_after
-        prev, prev_row = 0, -1
-        halt_row = None
-        for i in range(self.n):
+        slots, diagw, live, rport, wport = self.slots, self.diagw, self.live, self.rport, self.wport
+        consumed, more_users, inputs_of = self.consumed, self.more_users, self.inputs_of
+        consumed_setdefault = consumed.setdefault
+        last_lw, d_load = self.last_lw, self.d_load
+        last_iw, d_install = self.last_iw, self.d_install
+        accs, products = self.accs, self.products
+        hazard, conflict, reserve, mxm_after = self.hazard, self.conflict, self.reserve, self.mxm_after
+        busy1 = self.busy1
+        prev, prev_row, halt_row = self.prev, self.prev_row, self.halt_row
+        for i in range(i0, i1):
             q = queue[i]
             d = decs[i]
             kind = d.kind
@@ -485,26 +530,160 @@ class _Scheduler:
             else:
                 pk = kinds[i]
                 offsets = offs.get(i, _ZERO) if offs else _ZERO
+                port = d.port
+                # earliest(q, d, i), inlined
+                po = pair_open[q]
+                if po is not None and port != _P_NONE and port != po[1]:
+                    early = free[q] if po[1] == _P_WRITE and hazard(po[2], i) else po[0]
+                else:
+                    early = free[q]
                 if pk != PIN_NONE:
                     c = pins[i] if pk == PIN_ABS else prev + pins[i]
                     if pk == PIN_REL and prev_row >= 0:
                         self.frozen.add(prev_row)
                     for sid in d.inputs:
-                        p = last_writer.get(sid)
+                        p = lw_get(sid)
                         if p is not None:
                             self.pinned_use.add(p)
-                    if c < self.earliest(q, d, i):
+                    if c < early:
                         what = f"@{pins[i]}" if pk == PIN_ABS else f"@+{pins[i]} (cycle {c})"
                         self.error(i, f"cannot issue at {what}: queue {names[q]} is busy until cycle {free[q] - 1}",
                                    f"the earliest cycle is {free[q]}; remove the pin or raise it")
                         c = free[q]
-                    else:
-                        self.report_conflicts(i, d, c, offsets)
+                    elif d.okeys or port:
+                        if offsets is _ZERO:
+                            if busy1(i, d, c, q):
+                                self.report_conflicts(i, d, c, offsets)
+                        else:
+                            self.report_conflicts(i, d, c, offsets)
                 elif d.inputs:
-                    c = consumer(i, d, offsets)
+                    # consumer(i, d, offsets), its common case inlined: every
+                    # input has a producer whose value flows this way
+                    x = d.pos
+                    arrival: dict[int, int] = {}
+                    producer: dict[int, int] = {}
+                    pl = []     # the path of each input that travels: (stream, diagonal, lo, hi, producer)
+                    for sid in d.uinputs:
+                        p = lw_get(sid)
+                        if p is None:
+                            break
+                        pd = decs[p]
+                        pp = pd.pos
+                        a = cycles[p] + pd.delay
+                        if sid & 32:
+                            if x > pp:
+                                break
+                            arrival[sid] = a + pp - x
+                            if x != pp:
+                                pl.append((sid, a + pp, x, pp - 1, p))
+                        else:
+                            if x < pp:
+                                break
+                            arrival[sid] = a + x - pp
+                            if x != pp:
+                                pl.append((sid, a - pp, pp + 1, x, p))
+                        producer[sid] = p
+                    else:
+                        ready = None
+                        if kind == _K_ABC and last_iw[d.plane] is not None:
+                            ready = last_iw[d.plane][0] + d_install
+                        latest = max(arrival.values())
+                        base = latest
+                        if early > base:
+                            base = early
+                        if ready is not None:
+                            if trace is not None:
+                                trace.append((i, ready, base))
+                            if ready > base:
+                                base = ready
+                        # fast path: every input passes at *base* and reaches this
+                        # row unchanged, and the row's slots and ports are free then
+                        fast = True
+                        for a in arrival.values():
+                            if a != base:
+                                fast = False
+                                break
+                        if fast:
+                            for sid, dg, lo, hi, p in pl:
+                                ws = diagw[sid].get(dg)
+                                if ws:
+                                    for y, w in ws:
+                                        if w != p and lo <= y <= hi:
+                                            fast = False
+                                            break
+                        if fast and (d.okeys or port):
+                            if offsets is _ZERO:
+                                fast = not busy1(i, d, base, q)
+                            else:
+                                fast = conflict(i, d, base, offsets) is None
+                        if fast:
+                            for p in producer.values():
+                                if consumed_setdefault(p, i) != i:
+                                    more_users.setdefault(p, []).append(i)
+                            inputs_of[i] = (producer, pl)
+                            for sid, dg, lo, hi, p in pl:
+                                lane = live[sid]
+                                lst = lane.get(dg)
+                                if lst is None:
+                                    lane[dg] = [(lo, hi, p, i)]
+                                else:
+                                    lst.append((lo, hi, p, i))
+                            c = base
+                        else:
+                            c = self.search(i, d, offsets, arrival, producer, latest, early, ready, base)
+                    if len(producer) < len(d.uinputs):
+                        c = self.consumer(i, d, offsets)  # no producer, or one whose value never passes: errors
                 else:
-                    c = plain(i, d, offsets)
-                reserve(i, d, c, offsets)
+                    # plain(i, d, offsets), inlined: the first free cycle
+                    c = early
+                    if kind == _K_IW:
+                        lw = last_lw[d.plane]
+                        if lw is not None and lw + d_load > c:
+                            c = lw + d_load
+                    elif kind == _K_ACC:
+                        k = accs[d.plane]
+                        prods = products[d.plane]
+                        if k < len(prods):
+                            if trace is not None:
+                                trace.append((i, k, prods[k][0], c))
+                            if prods[k][0] > c:
+                                c = prods[k][0]
+                        else:
+                            self.error(i, f"'acc' on mxm{d.plane} takes product {k + 1} of the plane, but only "
+                                          f"{len(prods)} come from earlier 'abc' instructions",
+                                       f"issue an 'abc' on mxm{d.plane} first, or pin this instruction")
+                    if d.okeys or port:
+                        if offsets is _ZERO:
+                            while busy1(i, d, c, q):
+                                c += 1
+                        else:
+                            while conflict(i, d, c, offsets) is not None:
+                                c += 1
+                # reserve(i, d, c, offsets), inlined for a row without repetitions
+                if offsets is _ZERO:
+                    a = c + d.delay
+                    if d.okeys:
+                        pos = d.pos
+                        for sid, sk, dpos in d.okeys:
+                            lane = slots[sk]
+                            if a not in lane:
+                                lane[a] = i
+                            lane = diagw[sid]
+                            lst = lane.get(a + dpos)
+                            if lst is None:
+                                lane[a + dpos] = [(pos, i)]
+                            else:
+                                lst.append((pos, i))
+                    if port == _P_READ:
+                        lane = rport[q]
+                        if c not in lane:
+                            lane[c] = (d.bank, i)
+                    elif port == _P_WRITE:
+                        lane = wport[q]
+                        if a not in lane:
+                            lane[a] = (d.bank, i)
+                else:
+                    reserve(i, d, c, offsets)
                 if kind != _K_PLAIN:
                     mxm_after(i, d, c, offsets)
                 for sid in d.outputs:
@@ -528,9 +707,39 @@ class _Scheduler:
             if e > self.max_effect:
                 self.max_effect = e
                 self.max_effect_row = i
-        if halt_row is not None:
-            self.after_halt(halt_row)
-        return cycles
+        self.prev, self.prev_row, self.halt_row = prev, prev_row, halt_row
+
+    def busy1(self, i: int, d: _Dec, t: int, q: int) -> bool:
+        """Is a stream slot or MEM port of row *i* (no repetitions) taken when it
+        issues at *t*?  (:meth:`conflict` is not None, without the message.)"""
+        a = t + d.delay
+        if d.okeys:
+            slots, live = self.slots, self.live
+            for sid, sk, dpos in d.okeys:
+                j = slots[sk].get(a)
+                if j is not None and j != i:
+                    return True
+                ranges = live[sid].get(a + dpos)
+                if ranges:
+                    pos = d.pos
+                    for lo, hi, p, cons in ranges:
+                        if lo <= pos <= hi and p != i:
+                            return True
+        port = d.port
+        if port:
+            if port == _P_READ:
+                other = self.rport[q].get(t)
+                if other is not None and other[1] != i:
+                    return True
+                other = self.wport[q].get(t)
+            else:
+                other = self.wport[q].get(a)
+                if other is not None and other[1] != i:
+                    return True
+                other = self.rport[q].get(a)
+            if other is not None and other[1] != i and other[0] == d.bank:
+                return True
+        return False
 
     def halt(self, i: int, pk: int, pin: int, prev: int, prev_row: int, halt_row: int | None) -> int:
         q = self.queue[i]
@@ -663,13 +872,18 @@ class _Scheduler:
                     if consumed.setdefault(p, i) != i:
                         self.more_users.setdefault(p, []).append(i)
                 self.inputs_of[i] = (producer, paths)
-                for key, lo, hi, p in paths:
-                    lst = live.get(key)
+                for sid, dg, lo, hi, p in paths:
+                    lane = live[sid]
+                    lst = lane.get(dg)
                     if lst is None:
-                        live[key] = [(lo, hi, p, i)]
+                        lane[dg] = [(lo, hi, p, i)]
                     else:
                         lst.append((lo, hi, p, i))
                 return base
+        return self.search(i, d, offsets, arrival, producer, latest, earliest, ready, base)
+
+    def search(self, i: int, d: _Dec, offsets, arrival, producer, latest, earliest, ready, base) -> int:
+        """:meth:`consumer` past its fast path."""
         # Issue at the first cycle from *base* on where the inputs line up (early
         # producers delayed), none is overwritten on its way, and the row's own
         # slots and ports are free.  Past *base* every producer must move.
@@ -704,7 +918,7 @@ class _Scheduler:
 
     def paths(self, d: _Dec, c: int, producer) -> list | None:
         """With every input of a row at *d*'s position arriving at *c*: the
-        path of each input that travels, (key, lo, hi, producer), or None if
+        path of each input that travels, (stream, diagonal, lo, hi, producer), or None if
         another write overwrites one on its way (as :meth:`clobber`)."""
         x = d.pos
         decs, cycles, diagw = self.decs, self.cycles, self.diagw
@@ -716,13 +930,13 @@ class _Scheduler:
                 continue
             lo, hi = (x, pp - 1) if sid & 32 else (pp + 1, x)
             a = cycles[p] + pd.delay
-            key = (a + pp if sid & 32 else a - pp) << 6 | sid
-            ws = diagw.get(key)
+            dg = a + pp if sid & 32 else a - pp
+            ws = diagw[sid].get(dg)
             if ws:
                 for y, w in ws:
                     if w != p and lo <= y <= hi:
                         return None
-            out.append((key, lo, hi, p))
+            out.append((sid, dg, lo, hi, p))
         return out
 
     def shift(self, early: dict[int, int], target: int) -> tuple | None:
@@ -828,8 +1042,8 @@ class _Scheduler:
         decs, cycles, live, diagw, inputs_of = self.decs, self.cycles, self.live, self.diagw, self.inputs_of
         old_paths = {c: inputs_of[c] for c in members if inputs_of[c] is not None}
         for c, (_, paths) in old_paths.items():
-            for key, lo, hi, p in paths:
-                self._unlive(key, (lo, hi, p, c))
+            for sid, dg, lo, hi, p in paths:
+                self._unlive(sid, dg, (lo, hi, p, c))
         for r in members:
             self.unreserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
         placed = []
@@ -844,9 +1058,9 @@ class _Scheduler:
         new_paths = {}
         if ok:
             for c, (prods, paths) in old_paths.items():
-                moved = [(key + (delta << 6), lo, hi, p) for key, lo, hi, p in paths]
-                for key, lo, hi, p in moved:
-                    if any(w != p and lo <= y <= hi for y, w in diagw.get(key, ())):
+                moved = [(sid, dg + delta, lo, hi, p) for sid, dg, lo, hi, p in paths]
+                for sid, dg, lo, hi, p in moved:
+                    if any(w != p and lo <= y <= hi for y, w in diagw[sid].get(dg, ())):
                         ok = False
                 new_paths[c] = (prods, moved)
         if not ok:
@@ -855,16 +1069,16 @@ class _Scheduler:
             for r in members:
                 self.reserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
             for c, (_, paths) in old_paths.items():
-                for key, lo, hi, p in paths:
-                    live.setdefault(key, []).append((lo, hi, p, c))
+                for sid, dg, lo, hi, p in paths:
+                    live[sid].setdefault(dg, []).append((lo, hi, p, c))
             return None
         saved = (self.last_issue, self.max_effect, self.max_effect_row,
                  [(q, self.free[q], self.pair_open[q]) for q in {self.queue[r] for r in members}],
                  [(r, cycles[r], self.effect[r]) for m in members for r in (m, self.rep_of.get(m)) if r is not None])
         for c, (prods, paths) in new_paths.items():
             inputs_of[c] = (prods, paths)
-            for key, lo, hi, p in paths:
-                live.setdefault(key, []).append((lo, hi, p, c))
+            for sid, dg, lo, hi, p in paths:
+                live[sid].setdefault(dg, []).append((lo, hi, p, c))
         for r in members:
             c = cycles[r] + delta
             cycles[r] = c
@@ -886,8 +1100,8 @@ class _Scheduler:
         members, delta, old_paths, new_paths, saved = moved
         decs, cycles, live = self.decs, self.cycles, self.live
         for c, (_, paths) in new_paths.items():
-            for key, lo, hi, p in paths:
-                self._unlive(key, (lo, hi, p, c))
+            for sid, dg, lo, hi, p in paths:
+                self._unlive(sid, dg, (lo, hi, p, c))
         for r in members:
             self.unreserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
         self.last_issue, self.max_effect, self.max_effect_row, queues, rows = saved
@@ -901,15 +1115,16 @@ class _Scheduler:
             self.reserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
         for c, entry in old_paths.items():
             self.inputs_of[c] = entry
-            for key, lo, hi, p in entry[1]:
-                live.setdefault(key, []).append((lo, hi, p, c))
+            for sid, dg, lo, hi, p in entry[1]:
+                live[sid].setdefault(dg, []).append((lo, hi, p, c))
 
-    def _unlive(self, key: int, entry: tuple) -> None:
-        lst = self.live.get(key)
+    def _unlive(self, sid: int, dg: int, entry: tuple) -> None:
+        lane = self.live[sid]
+        lst = lane.get(dg)
         if lst is not None and entry in lst:
             lst.remove(entry)
             if not lst:
-                del self.live[key]
+                del lane[dg]
 
     def early_error(self, i, d, arrival, producer, stuck, latest, earliest, ready) -> None:
         """Report why row *i* cannot issue when its inputs pass (the *stuck*
@@ -960,14 +1175,14 @@ class _Scheduler:
                 continue
             lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
             dg = self.diag(sid, pd.pos, self.cycles[p] + pd.delay)
-            for y, w in self.diagw.get(dg << 6 | sid, ()):
+            for y, w in self.diagw[sid].get(dg, ()):
                 if w != p and lo <= y <= hi:
                     return sid, p, w, y
         return None
 
     def check_paths(self, i: int, d: _Dec, c: int, arrival, producer) -> list:
         """Each input must reach row *i* unchanged; then it is in use along its path.
-        Returns the paths put in use, (key, lo, hi, producer)."""
+        Returns the paths put in use, (stream, diagonal, lo, hi, producer)."""
         x = d.pos
         added = []
         for sid, p in producer.items():
@@ -978,8 +1193,7 @@ class _Scheduler:
                 continue
             lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
             dg = self.diag(sid, pd.pos, self.cycles[p] + pd.delay)
-            key = dg << 6 | sid
-            for y, w in self.diagw.get(key, ()):
+            for y, w in self.diagw[sid].get(dg, ()):
                 if w != p and lo <= y <= hi:
                     t = dg - y if sid & 32 else dg + y
                     self.error(i, f"the value on {_s(sid)} from {self.where(p, i)} is overwritten at {self.place(y)} at "
@@ -989,8 +1203,8 @@ class _Scheduler:
                                [self.note(w, "the overwriting instruction is here")])
                     break
             else:
-                self.live.setdefault(key, []).append((lo, hi, p, i))
-                added.append((key, lo, hi, p))
+                self.live[sid].setdefault(dg, []).append((lo, hi, p, i))
+                added.append((sid, dg, lo, hi, p))
         return added
 
 

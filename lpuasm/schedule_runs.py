@@ -1,0 +1,657 @@
+"""Scheduling periodic runs of rows at once: the result of the row-by-row pass
+of :mod:`lpuasm.schedule`, without running it on every row.
+
+A ``.for`` loop lowers to a *run*: rows ``s .. e - 1`` where row ``r + P``
+looks exactly like row ``r`` to the scheduler (the same decoded word, SRAM
+word offsets aside, the same queue, no pin, no ``repeat``, one cycle of its
+queue).  Placing one period (P rows) of such a run is a function of the
+scheduler's state, and the pass is *equivariant* under a shift: add T cycles
+to every cycle and P to every row of the part of the state a period looks at,
+and the period does the same thing T cycles and P rows later.
+
+So: place a period B normally but *traced* (every state container wrapped so
+that each key it touches is recorded, with its value at the first touch,
+``before``, and at the end of the period, ``after``), with the previous
+period A as its "window".  Let T be the shift of B against A.  Period B + j
+(j = 1 .. N) then behaves exactly like B shifted by j periods if, for every
+container (key shift D: T cycles of its key for the occupancy tables, P for
+the per-row ones, 0 for the per-queue/stream/plane "registers") and every
+touched key x, with m(x) the least m >= 1 such that x + mD was touched too:
+
+* C0: for 1 <= j < min(m(x), N + 1), the state now (after B) at x + jD is
+  ``before(x)`` shifted by j periods (nothing else lies there: for the
+  occupancy tables, usually no entry at all);
+* CA: if m(x) <= N, ``after(x + m(x)D)`` is ``before(x)`` shifted by m(x)
+  periods (a register, D = 0: ``after(x)`` is ``before(x)`` shifted by one);
+
+(by induction on j: the first touch of every key in period B + j sees the
+shifted value of its first touch in B, so the period takes the same branches
+and writes the shifted values), and every row that a touched key or value
+names lies in A or B (so the rows B + j names are structurally the rows B
+names), B reported nothing, and the few reads that are not plain state are
+checked for every j: the words of the MEM read/write pairs tested for a
+hazard, the products of an MXM plane taken by ``acc`` (the same shift, or
+still not the binding bound), the install cycle an ``abc`` waits for (never
+binding in B, so never later), and the halt bookkeeping (B raised it, so the
+last period's maximum is the maximum).  N is the largest number of periods
+for which all of this holds (at most the periods left in the run); those
+periods are then written into the state directly (cycles, occupancy, ...),
+period by period, each key as ``after`` shifted.  Where the checks fail (a
+transient, another loop's values in the way), periods are placed one by one
+as before, and a later period is tried as B again.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+
+import numpy as np
+
+from . import isa
+from .ir import PIN_NONE
+
+#: a run needs this many periods, and rows, for the fast path to be tried
+MIN_PERIODS = 6
+MIN_ROWS = 24
+#: periods placed row by row before the first template (the transient)
+WARMUP = 2
+#: set False to place every row one by one (tests compare the two)
+ENABLED = True
+
+_NEG = -(1 << 62)
+_ABSENT = type("_Absent", (), {"__repr__": lambda self: "<absent>"})()
+
+stats = {"runs": 0, "templates": 0, "periods": 0, "rows": 0}
+
+
+def place_all(s) -> None:
+    """Place every row of scheduler *s*, runs by the fast path."""
+    runs = find_runs(s) if ENABLED and s.n >= MIN_ROWS else []
+    i = 0
+    for start, end, period in runs:
+        if start < i:
+            start += -(-(i - start) // period) * period
+        if (end - start) // period < MIN_PERIODS:
+            continue
+        s.place_rows(i, start)
+        i = _run(s, start, end, period)
+    s.place_rows(i, s.n)
+
+
+# ---- finding runs ---------------------------------------------------------------------------
+def find_runs(s) -> list[tuple[int, int, int]]:
+    """Maximal (start, end, P): rows start .. end - 1 where every row from
+    start + P on is structurally the row P before it (decoded word up to SRAM
+    word offsets, queue; unpinned, not repeated, a one-cycle row of a kind the
+    fast path takes)."""
+    from .schedule import _K_ABC, _K_ACC, _K_LW, _K_PLAIN
+
+    n = s.n
+    classes: dict[tuple, int] = {}
+    tcls = np.empty(len(s.table), dtype=np.int64)
+    for k, d in enumerate(s.table):
+        if d.kind in (_K_PLAIN, _K_LW, _K_ABC, _K_ACC):
+            key = (d.kind, d.inputs, d.outputs, d.delay, d.pos, d.port, d.bank, d.plane, d.n, d.d)
+            tcls[k] = classes.setdefault(key, len(classes))
+        else:
+            tcls[k] = -1
+    cls = tcls[s.dec_index]
+    ir = s.ir
+    ok = (cls >= 0) & (ir.pin_kind == PIN_NONE) & (s.dur == 1)
+    if s.rep_of:
+        ok[np.fromiter(s.rep_of.keys(), dtype=np.int64)] = False
+    nq = len(s.cfg.queues)
+    sig = np.where(ok, cls * nq + ir.queue.astype(np.int64), -1 - np.arange(n, dtype=np.int64))
+    order = np.argsort(sig, kind="stable")
+    ss = sig[order]
+    prev = np.full(n, -1, dtype=np.int64)
+    same = ss[1:] == ss[:-1]
+    prev[order[1:][same]] = order[:-1][same]
+    dist = np.where(prev >= 0, np.arange(n, dtype=np.int64) - prev, 0)
+    # segments of one distance P > 0: rows whose match is P rows back
+    change = np.nonzero(np.diff(dist) != 0)[0] + 1
+    starts = np.concatenate(([0], change))
+    ends = np.concatenate((change, [n]))
+    runs = []
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        p = int(dist[a])
+        if p <= 0 or b - a < p * (MIN_PERIODS - 1) or b - a + p < MIN_ROWS:
+            continue
+        runs.append((a - p, b, p))
+    return runs
+
+
+# ---- one run ----------------------------------------------------------------------------------
+def _run(s, start: int, end: int, period: int) -> int:
+    """Place the whole periods of run *start* .. *end* - 1; returns the first row
+    not placed."""
+    stats["runs"] += 1
+    i = start + WARMUP * period
+    s.place_rows(start, i)
+    fails = 0
+    while (end - i) // period >= 3:
+        left = (end - i) // period - 1        # periods after the template
+        n = _template(s, i, period, left)
+        i += period * (n + 1)
+        if n:
+            fails = 0
+            continue
+        fails += 1
+        wait = min(1 << fails, 64, (end - i) // period)
+        s.place_rows(i, i + wait * period)
+        i += wait * period
+    return i
+
+
+# ---- tracing ------------------------------------------------------------------------------------
+class _TDict:
+    """A dict that records the value of each key at its first touch (in
+    *before*; lists copied when *copy*)."""
+
+    __slots__ = ("d", "before", "copy")
+
+    def __init__(self, d, copy: bool, before: dict | None = None) -> None:
+        self.d = d
+        self.before: dict = {} if before is None else before
+        self.copy = copy
+
+    def _t(self, k) -> None:
+        b = self.before
+        if k not in b:
+            v = self.d.get(k, _ABSENT)
+            b[k] = list(v) if self.copy and type(v) is list else v
+
+    def get(self, k, default=None):
+        self._t(k)
+        return self.d.get(k, default)
+
+    def __contains__(self, k) -> bool:
+        self._t(k)
+        return k in self.d
+
+    def __getitem__(self, k):
+        self._t(k)
+        return self.d[k]
+
+    def __setitem__(self, k, v) -> None:
+        self._t(k)
+        self.d[k] = v
+
+    def __delitem__(self, k) -> None:
+        self._t(k)
+        del self.d[k]
+
+    def setdefault(self, k, v):
+        self._t(k)
+        return self.d.setdefault(k, v)
+
+    def pop(self, k, *default):
+        self._t(k)
+        return self.d.pop(k, *default)
+
+
+class _TLanes:
+    """An occupancy table (a list of per-lane dicts keyed by cycle): each lane
+    touched is traced as a _TDict; before = {lane: {cycle: value}}."""
+
+    __slots__ = ("d", "before", "copy", "lanes")
+
+    def __init__(self, d, copy: bool) -> None:
+        self.d = d
+        self.before: dict = {}
+        self.copy = copy
+        self.lanes: dict = {}
+
+    def __getitem__(self, lane):
+        t = self.lanes.get(lane)
+        if t is None:
+            t = self.lanes[lane] = _TDict(self.d[lane], self.copy, self.before.setdefault(lane, {}))
+        return t
+
+
+class _TSet:
+    __slots__ = ("d", "before")
+
+    def __init__(self, d) -> None:
+        self.d = d
+        self.before: dict = {}
+
+    def __contains__(self, k) -> bool:
+        self.before.setdefault(k, k in self.d)
+        return k in self.d
+
+    def add(self, k) -> None:
+        self.before.setdefault(k, k in self.d)
+        self.d.add(k)
+
+
+class _TList:
+    """A list indexed by row (rows >= *fresh* are unplaced: before = absent) or
+    by queue, stream or plane (fresh = None)."""
+
+    __slots__ = ("d", "before", "fresh")
+
+    def __init__(self, d, fresh) -> None:
+        self.d = d
+        self.before: dict = {}
+        self.fresh = fresh
+
+    def _t(self, k) -> None:
+        b = self.before
+        if k not in b:
+            b[k] = _ABSENT if self.fresh is not None and k >= self.fresh else self.d[k]
+
+    def __getitem__(self, k):
+        self._t(k)
+        return self.d[k]
+
+    def __setitem__(self, k, v) -> None:
+        self._t(k)
+        self.d[k] = v
+
+    def __len__(self) -> int:
+        return len(self.d)
+
+
+class _TProducts:
+    """MXM products per plane: the length of each touched plane's list."""
+
+    __slots__ = ("d", "before")
+
+    def __init__(self, d) -> None:
+        self.d = d
+        self.before: dict = {}
+
+    def __getitem__(self, p):
+        self.before.setdefault(p, len(self.d[p]))
+        return self.d[p]
+
+
+# the scheduler's state, by how a period shift moves its keys:
+_CYC = ("slots", "diagw", "live", "rport", "wport")     # lanes of cycles: T
+_ROWD = ("consumed", "more_users")                      # dicts by row: P
+_ROWL = ("cycles", "effect", "inputs_of")               # lists by row: P
+_SETS = ("frozen", "pinned_use")                        # sets of rows
+_REGL = ("free", "pair_open", "last_in_q", "last_lw", "last_iw", "accs")  # by queue or plane: 0
+_REGD = ("last_writer",)                                # by stream: 0
+# (and "products", by plane; plus the attributes of the halt bookkeeping and of @+ pins)
+
+
+def _shifter(name: str, T: int, P: int):
+    """Value of container *name* shifted by j periods: f(v, j)."""
+    if name in ("slots", "consumed", "last_in_q", "last_writer"):
+        return lambda v, j: v + j * P
+    if name == "diagw":
+        return lambda v, j: [(y, w + j * P) for y, w in v]
+    if name == "live":
+        return lambda v, j: [(lo, hi, p + j * P, c + j * P) for lo, hi, p, c in v]
+    if name in ("rport", "wport"):
+        return lambda v, j: (v[0], v[1] + j * P)
+    if name in ("cycles", "effect", "free"):
+        return lambda v, j: v + j * T
+    if name == "more_users":
+        return lambda v, j: [u + j * P for u in v]
+    if name == "inputs_of":
+        def f(v, j):
+            if v is None:
+                return None
+            prods, paths = v
+            dp, dt = j * P, j * T
+            return ({sid: r + dp for sid, r in prods.items()}, [(sid, dg + dt, lo, hi, p + dp)
+                                                                for sid, dg, lo, hi, p in paths])
+        return f
+    if name == "pair_open":
+        return lambda v, j: None if v is None else (v[0] + j * T, v[1], v[2] + j * P)
+    if name == "last_lw":
+        return lambda v, j: None if v is None else v + j * T
+    raise KeyError(name)
+
+
+def _shift(f, v, j):
+    return v if v is _ABSENT else f(v, j)
+
+
+def _rows_in(name: str, v):
+    """The rows value *v* of container *name* names."""
+    if v is _ABSENT or v is None:
+        return ()
+    if name in ("slots", "consumed", "last_in_q", "last_writer"):
+        return (v,)
+    if name == "diagw":
+        return [w for _, w in v]
+    if name == "live":
+        return [r for lo, hi, p, c in v for r in (p, c)]
+    if name in ("rport", "wport"):
+        return (v[1],)
+    if name == "more_users":
+        return v
+    if name == "inputs_of":
+        return list(v[0].values()) + [p for *_, p in v[1]]
+    if name == "pair_open":
+        return (v[2],)
+    return ()
+
+
+def _template(s, b: int, P: int, left: int) -> int:
+    """Place period *b* .. *b* + P - 1 traced; if the checks allow, write the
+    next N (<= *left*) periods directly.  Returns N."""
+    stats["templates"] += 1
+    tracers: dict = {}
+    for name in _CYC:
+        tracers[name] = _TLanes(getattr(s, name), name in ("diagw", "live"))
+    for name in _ROWD:
+        tracers[name] = _TDict(getattr(s, name), name == "more_users")
+    for name in _ROWL:
+        tracers[name] = _TList(getattr(s, name), b)
+    for name in _SETS:
+        tracers[name] = _TSet(getattr(s, name))
+    for name in _REGL:
+        tracers[name] = _TList(getattr(s, name), None)
+    for name in _REGD:
+        tracers[name] = _TDict(getattr(s, name), False)
+    tracers["products"] = _TProducts(s.products)
+    real = {name: t.d for name, t in tracers.items()}
+    hazards = []
+    hazard = s.hazard
+
+    def traced_hazard(w, r):
+        h = hazard(w, r)
+        hazards.append((w, r, h))
+        return h
+
+    bounds: list = []
+    ndiag = len(s.diags.items)
+    # the halt bookkeeping (maxima over every issue and effect so far) decides
+    # nothing during the pass: B runs from scratch (-inf), so that it gives its
+    # own maxima, then they are merged into the real ones
+    regs0 = (s.last_issue, s.max_effect, s.max_effect_row)
+    s.last_issue = s.max_effect = _NEG
+    s.max_effect_row = -1
+    for name, t in tracers.items():
+        setattr(s, name, t)
+    s.hazard = traced_hazard
+    try:
+        s.place_rows(b, b + P, bounds)
+    finally:
+        for name, d in real.items():
+            setattr(s, name, d)
+        del s.hazard
+        mb = (s.last_issue, s.max_effect, s.max_effect_row)
+        s.last_issue = max(regs0[0], mb[0])
+        s.max_effect, s.max_effect_row = (mb[1], mb[2]) if mb[1] > regs0[1] else regs0[1:]
+    if len(s.diags.items) != ndiag or left < 1:
+        return 0
+    T = s.cycles[b + P - 1] - tracers["cycles"].before.get(b - 1, s.cycles[b - 1])
+    if T < 1 or mb[0] == _NEG or mb[1] == _NEG:
+        return 0
+    n = _check(s, b, P, T, left, tracers, real, hazards, bounds)
+    if n >= 1:
+        _apply(s, b, P, T, n, tracers, real)
+        # period j's maxima are B's plus j * T (first reached at B's row plus j * P)
+        s.last_issue = max(s.last_issue, mb[0] + n * T)
+        if mb[1] + n * T > s.max_effect:
+            s.max_effect, s.max_effect_row = mb[1] + n * T, mb[2] + n * P
+        stats["periods"] += n
+        stats["rows"] += n * P
+    return n
+
+
+def _keyed(name, before, cur, islist, unit, f, n, top):
+    """C0 and CA (module docstring) for one table or lane: *before* maps the
+    keys touched to their first values, *cur* is the table now (a list when
+    *islist*), keys shift by *unit* per period; keys >= *top* (rows not placed
+    yet) hold nothing.  Returns the largest n' <= n they allow (0: none)."""
+    nxt = _next_m(before, unit)
+    absent = []
+    for k, v in before.items():
+        m = nxt[k]
+        if m <= n:                                   # CA
+            y = k + m * unit
+            a = (cur[y] if islist else cur.get(y, _ABSENT)) if top is None or y < top else _ABSENT
+            if a != _shift(f, v, m):
+                n = m - 1
+                if n < 1:
+                    return 0
+        jmax = min(m - 1, n)                         # C0
+        if jmax < 1:
+            continue
+        if v is _ABSENT and not islist and top is None:
+            absent.append((k, jmax))
+            continue
+        for j in range(1, jmax + 1):
+            y = k + j * unit
+            if top is not None and y >= top:
+                if v is not _ABSENT:
+                    n = j - 1
+                    if n < 1:
+                        return 0
+                break
+            if (cur[y] if islist else cur.get(y, _ABSENT)) != _shift(f, v, j):
+                n = j - 1
+                if n < 1:
+                    return 0
+                break
+    if absent:
+        n = _first_hit(cur, absent, unit, n)
+    return n
+
+
+def _check(s, b, P, T, left, tracers, real, hazards, bounds) -> int:
+    """The number of periods after B that behave as B shifted (see the module
+    docstring), at most *left*; 0 if none."""
+    from .schedule import _ADDR_LO_READ, _ADDR_LO_WRITE, _OP_READ, _OP_WRITE
+
+    lo_row, hi_row = b - P, b + P
+    n = left
+    for name, t in tracers.items():
+        before = t.before
+        if not before or name in ("products", "accs", "last_iw"):
+            continue    # below, with the bounds
+        cur = real[name]
+        # every row named (as a key or in a value, before and after) lies in the window (A and B)
+        if name in _SETS:
+            for k, v in before.items():
+                if v or k in cur or not lo_row <= k < hi_row:
+                    return 0      # a frozen or pinned-read row: not for the fast path
+            continue
+        if name in _ROWD or name in _ROWL:
+            for k in before:
+                if not lo_row <= k < hi_row:
+                    return 0
+        islist = name in _REGL or name in _ROWL
+        lanes = before.items() if name in _CYC else ((None, before),)
+        for lane, bef in lanes:
+            c = cur[lane] if lane is not None else cur
+            for k, v in bef.items():
+                for r in _rows_in(name, v):
+                    if not lo_row <= r < hi_row:
+                        return 0
+                for r in _rows_in(name, c[k] if islist else c.get(k, _ABSENT)):
+                    if not lo_row <= r < hi_row:
+                        return 0
+        f = _shifter(name, T, P)
+        if name in _REGL or name in _REGD:
+            # registers: after = before shifted by one period
+            for k, v in before.items():
+                a = cur[k] if name in _REGL else cur.get(k, _ABSENT)
+                if a != _shift(f, v, 1):
+                    return 0
+            continue
+        if name in _CYC:
+            for lane, bef in before.items():
+                n = _keyed(name, bef, cur[lane], False, T, f, n, None)
+                if n < 1:
+                    return 0
+        else:
+            n = _keyed(name, before, cur, name in _ROWL, P, f, n, b + P)
+            if n < 1:
+                return 0
+    # MXM: products taken by acc, install cycles waited for by abc, per plane
+    acc_t, prod_t, iw_t = tracers["accs"], tracers["products"], tracers["last_iw"]
+    planes = set(acc_t.before) | set(prod_t.before) | set(iw_t.before)
+    for p in planes:
+        if iw_t.before.get(p, _ABSENT) is not _ABSENT and s.last_iw[p] != iw_t.before[p]:
+            return 0          # an iw in B: not for the fast path
+        added = len(s.products[p]) - prod_t.before.get(p, len(s.products[p]))
+        taken = s.accs[p] - acc_t.before.get(p, s.accs[p])
+        if added and taken:
+            return 0
+    for rec in bounds:
+        if len(rec) == 3:     # abc: (row, ready, base before it): never binding
+            _, ready, base = rec
+            if ready > base:
+                return 0
+    for rec in bounds:
+        if len(rec) != 4:
+            continue
+        # acc: (row, product index, its ready cycle, cycle before it): the same
+        # product index of period j is ready j * T later (binding), or still in time
+        i, k, ready, c = rec
+        p = s.decs[i].plane
+        taken = s.accs[p] - acc_t.before[p]
+        prods = s.products[p]
+        idx = k + taken * np.arange(1, n + 1)
+        good = idx < len(prods)
+        if not good.all():
+            n = int(np.argmin(good))
+            if n < 1:
+                return 0
+            idx = idx[:n]
+        rd = np.array([prods[x][0] for x in idx.tolist()], dtype=np.int64)
+        shift = T * np.arange(1, len(idx) + 1)
+        ok = (rd == ready + shift) if ready > c else (rd <= c + shift)
+        if not ok.all():
+            n = int(np.argmin(ok))
+            if n < 1:
+                return 0
+    if hazards:
+        # the MEM read/write pairs tested: the same answer for the words of period j
+        op, word = s.ir.op, s.ir.word
+        js = np.arange(1, n + 1) * P
+        for w, r, h in hazards:
+            ws, rs = w + js, r + js
+            aw = (word[ws] >> np.uint64(_ADDR_LO_WRITE)) & np.uint64(0xFFFFF)
+            ar = (word[rs] >> np.uint64(_ADDR_LO_READ)) & np.uint64(0xFFFFF)
+            hz = (op[ws] != _OP_WRITE) | (op[rs] != _OP_READ) | (aw == ar)
+            ok = hz == h
+            if not ok.all():
+                n = int(np.argmin(ok))
+                if n < 1:
+                    return 0
+    return n
+
+
+def _next_m(keys, unit: int) -> dict:
+    """For each key x: the least m >= 1 with x + m * unit in *keys* (else huge)."""
+    groups: dict[int, list[int]] = {}
+    for k in keys:
+        groups.setdefault(k % unit, []).append(k)
+    out = {}
+    for ks in groups.values():
+        ks.sort()
+        for a, b in zip(ks, ks[1:]):
+            out[a] = (b - a) // unit
+        out[ks[-1]] = 1 << 62
+    return out
+
+
+def _first_hit(d, keys, unit: int, n: int) -> int:
+    """The largest n' <= n such that no key k + j * unit, 1 <= j <= min(jmax, n'),
+    of the (k, jmax) in *keys* is in *d*."""
+    has = d.__contains__
+    for k, jmax in keys:
+        jmax = min(jmax, n)
+        if jmax >= 1 and any(map(has, range(k + unit, k + jmax * unit + 1, unit))):
+            j = next(j for j in range(1, jmax + 1) if k + j * unit in d)
+            n = j - 1
+            if n < 1:
+                return 0
+    return n
+
+
+def _apply(s, b, P, T, n, tracers, real) -> None:
+    """Write periods B + 1 .. B + n into the state: each key B modified, as
+    after B shifted.  Where one key is written by two periods (a period
+    modifies what the one before it wrote), the later period's value is
+    written last: modified keys are taken in decreasing order (a key x + jD
+    that is also x' + j'D with x' < x comes from the later period j > j').
+    The per-row bookkeeping that only matters while a row is the last of its
+    queue (consumed, more_users, inputs_of) is written for the last period only."""
+    for name, t in tracers.items():
+        before = t.before
+        if not before or name in ("products", "accs", "last_iw") or name in _SETS:
+            continue       # sets: checked, no touched row is (or becomes) a member
+        cur = real[name]
+        f = _shifter(name, T, P)
+        if name in _REGL:
+            for k in before:
+                cur[k] = f(cur[k], n)
+            continue
+        if name in _REGD:
+            for k in before:
+                a = cur.get(k, _ABSENT)
+                if a is not _ABSENT:
+                    cur[k] = f(a, n)
+            continue
+        if name in _CYC:
+            for lane, bef in before.items():
+                _apply_keyed(name, bef, cur[lane], False, T, P, T, n, f)
+        elif name in _ROWD or name == "inputs_of":
+            mods = _mods(before, cur, name in _ROWL)
+            for k, a in mods:
+                if a is _ABSENT:
+                    cur.pop(k + n * P, None)
+                else:
+                    cur[k + n * P] = f(a, n)
+        else:
+            _apply_keyed(name, before, cur, True, P, P, T, n, f)
+    # MXM planes
+    acc_t, prod_t = tracers["accs"], tracers["products"]
+    for p, n0 in prod_t.before.items():
+        prods = s.products[p]
+        new = prods[n0:]
+        if new:
+            for j in range(1, n + 1):
+                prods.extend((r + j * T, row + j * P) for r, row in new)
+    for p, a0 in acc_t.before.items():
+        s.accs[p] += (s.accs[p] - a0) * n
+    s.prev += n * T
+    s.prev_row += n * P
+
+
+def _mods(before, cur, islist):
+    """The keys B modified, with their values after B, in decreasing order."""
+    mods = []
+    for k, v in before.items():
+        a = cur[k] if islist else cur.get(k, _ABSENT)
+        if a != v:
+            mods.append((k, a))
+    mods.sort(key=lambda m: m[0], reverse=True)
+    return mods
+
+
+def _apply_keyed(name, before, cur, islist, unit, P, T, n, f) -> None:
+    """Periods 1 .. n of the keys B modified in one table or lane."""
+    for k, a in _mods(before, cur, islist):
+        keys = range(k + unit, k + n * unit + 1, unit)
+        if a is _ABSENT:
+            for key in keys:
+                cur.pop(key, None)
+        elif name in ("cycles", "effect"):
+            cur[k + P:k + n * P + 1:P] = range(a + T, a + n * T + 1, T)
+        elif name == "slots":
+            cur.update(zip(keys, range(a + P, a + n * P + 1, P)))
+        elif name in ("rport", "wport"):
+            cur.update(zip(keys, zip(repeat(a[0], n), range(a[1] + P, a[1] + n * P + 1, P))))
+        elif name == "diagw" and len(a) == 1:
+            (y, w), = a
+            cur.update(zip(keys, map(list, zip(zip(repeat(y, n), range(w + P, w + n * P + 1, P))))))
+        elif name == "live" and len(a) == 1:
+            (lo, hi, p, c), = a
+            cur.update(zip(keys, map(list, zip(zip(repeat(lo, n), repeat(hi, n), range(p + P, p + n * P + 1, P),
+                                                  range(c + P, c + n * P + 1, P))))))
+        elif islist:
+            for j, key in enumerate(keys, 1):
+                cur[key] = f(a, j)
+        else:
+            cur.update((key, f(a, j)) for j, key in enumerate(keys, 1))
