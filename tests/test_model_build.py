@@ -52,6 +52,26 @@ def test_layers_match_the_reference(mode, seq):
     assert all(c > 0 for c in per) and sum(per) <= res.result.stats.cycles
 
 
+def test_int8_weights_with_scales(capsys):
+    """--dtype int8: per-channel int8 weights, activations quantised per row on
+    the chip (stdlib/matmul_q8.lasm); within the int8 tolerance, and timing-only
+    builds count the same cycles."""
+    cfg, w = small()
+    inputs = runner.prepare(cfg, w, "decode", 4)
+    built = runner.build(cfg, w, TSP_V1, "decode", 4, inputs, dtype="int8")
+    assert any(d.dtype == "i8" for d in built.image.data if d.name.startswith("l0_wq"))
+    res = runner.run_image(built.image, TSP_V1)
+    errors = runner.compare(res.hidden, runner.reference_layers(cfg, w, inputs, "decode"))
+    assert all(e.max_rel < runner.TOLERANCES["int8"] for e in errors), errors
+    assert all(e.max_rel > 1e-3 for e in errors)          # really 8-bit, not the fp16 path
+    timed = runner.build(cfg, None, TSP_V1, "decode", 4, timing_only=True, dtype="int8")
+    assert runner.run_image(timed.image, TSP_V1).result.stats.cycles == res.result.stats.cycles
+    rc, out, err = run(capsys, "model", "verify", "--shapes", SMALL, "--arch", "llama", "--seq", "2",
+                       "--dtype", "int8")
+    assert rc == 0, err
+    assert "int8; program / weights" in out and "tolerance 0.06" in out
+
+
 def test_head_dim_128_does_not_divide_the_lanes():
     """Llama-2's head_dim 128 on tsp-v1's 320 lanes: RoPE's tables map the lanes
     past the head to themselves."""
@@ -213,8 +233,8 @@ def test_cli_model_errors(capsys, tmp_path):
                        str(tmp_path / "x.lpu"))
     assert rc == 1 and "one tsp-v1 chip holds 220 MiB" in err and "--timing-only" in err
     assert err.count("\n") == 1 and "Traceback" not in err
-    rc, out, err = run(capsys, "model", "build", "--preset", "tiny-llama", "--dtype", "int8")
-    assert rc == 1 and "int8" in err
+    rc, out, err = run(capsys, "model", "build", "--preset", "tiny-bert", "--dtype", "int8")
+    assert rc == 1 and "int8 weights are built for llama models only" in err
     rc, out, err = run(capsys, "model", "build", "--preset", "tiny-bert", "--mode", "decode")
     assert rc == 1 and "only prefill" in err
     rc, out, err = run(capsys, "model", "run", str(tmp_path / "missing.lpu"))

@@ -136,7 +136,8 @@ def rope_map_mask(d: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
 # ---- the program ---------------------------------------------------------------------------
 
 MODES = ("decode", "prefill")
-INCLUDES = ['.include "attention.lasm"', '.include "norm.lasm"', '.include "mlp.lasm"', '.include "rope.lasm"']
+INCLUDES = ['.include "attention.lasm"', '.include "norm.lasm"', '.include "mlp.lasm"', '.include "rope.lasm"',
+            '.include "matmul_q8.lasm"']
 
 
 @dataclass
@@ -150,6 +151,7 @@ class ModelProgram:
     rows: int                # query rows per layer (seq for prefill, 1 for decode)
     pos: int                 # position of the first row
     timing_only: bool
+    dtype: str = "fp16"      # weights: fp16, or int8 with per-channel scales
     source: str = ""
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)   # the per-layer sources
@@ -235,12 +237,16 @@ def _pools(chip: ChipConfig) -> dict[str, Pool]:
 
 def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: ChipConfig,
                 mode: str = "decode", seq: int = 8, x0: np.ndarray | None = None, cache=None,
-                timing_only: bool = False, plane: str = "mxm0") -> ModelProgram:
+                timing_only: bool = False, plane: str = "mxm0", dtype: str = "fp16") -> ModelProgram:
     """The program for *cfg*'s layers.  prefill: ``seq`` tokens from position 0
     (``x0`` (seq, hidden) their embeddings); decode: one token at position
     ``seq - 1`` (``x0`` (1, hidden)) after *cache* (a reference KVCache of
     seq - 1 positions).  ``weights`` None (or *timing_only*) builds without
-    values: a program to time, not to check."""
+    values: a program to time, not to check.  *dtype* int8: weights as int8
+    with a scale per output channel, activations quantised per row on the chip
+    (stdlib/matmul_q8.lasm)."""
+    if dtype not in ("fp16", "int8"):
+        raise LpuError(f"unknown dtype '{dtype}' (expected fp16 or int8)")
     if cfg.arch != "llama":
         raise LpuError(f"model builder: build_llama needs a llama config, got {cfg.arch}")
     if mode not in MODES:
@@ -261,7 +267,7 @@ def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: C
     if group * m > chip.mxm_acc_rows:
         raise LpuError(f"model builder: {group * m} accumulator rows needed ({group} heads per kv head x {m} rows); "
                        f"chip '{chip.name}' has {chip.mxm_acc_rows}")
-    prog = ModelProgram(cfg, chip, mode, seq, m, pos, timing_only)
+    prog = ModelProgram(cfg, chip, mode, seq, m, pos, timing_only, dtype=dtype)
     plan = SramPlan(chip, _pools(chip), alias=timing_only)
     prog.plan = plan
     e = _Emitter(prog, plan)
@@ -285,7 +291,7 @@ def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: C
     if x0 is None:
         x0 = np.zeros((m, hidden), F32)
     e.tensor("x0", "f32", kt_n * m, "act", data=tile_act(np.asarray(x0, F32), lanes))
-    prog.weight_bytes = _nominal_weight_bytes(cfg)
+    prog.weight_bytes = _nominal_weight_bytes(cfg) // (2 if dtype == "int8" else 1)
     xin = "x0"
     for li in range(cfg.num_hidden_layers):
         e.layers.append([])
@@ -352,7 +358,46 @@ def _weight_fns(e: _Emitter, weights, prefix: str, plane: str):
             e.call(f"matmul_tiled_f16 {names[0]}, {x}, {y}, {m}, {k}, {n}, {plane}{wrap}, split=1, wb={names[1]}, "
                    f"plane2={plane2}")
 
-    return wt, weight, wraps, product
+    lanes = chip.lanes
+    cap_q8 = chip.words_per_bank // lanes
+
+    def quant(P, x, m, k):
+        """quant_act_q8 of x (f32, k columns): (xq, sx), by matmul_q8.lasm's layout rules."""
+        kt, kp = ceil_div(k, h), ceil_div(k, lanes)
+        ss = e.tensor(P + "ss", "f32", m, "act", avoid=(x,))
+        am = e.tensor(P + "am", "f32", m, "act", avoid=(ss,))
+        tmp = e.tensor(P + "tmp", "f32", m, "act", avoid=(am,))
+        xq = e.tensor(P + "xq", "i8", kp * m, "act", avoid=(x,))
+        xo = e.tensor(P + "xo", "i8", max(1, kt // 2 * m), "act", avoid=(x, xq))
+        scr = e.tensor(P + "scr", "f32", m, "east")
+        sx = e.tensor(P + "sx", "f32", m, "east", avoid=(scr,))
+        e.call(f"quant_act_q8 {x}, {xq}, {sx}, {m}, {k}, {xo}, {ss}, {am}, {tmp}, {scr}")
+        return xq, sx
+
+    def product_q8(name, w, xq, sx, y, m, k, n):
+        """y = x @ W^T from quant's (xq, sx): W (n x k, (out, in)) as int8 tiles
+        and per-channel scales, split over the two west planes (matmul_xq_q8)."""
+        from .quant import quantise_weights, split_tiles
+
+        nt, kp = ceil_div(n, h), ceil_div(k, lanes)
+        cut = ceil_div(nt, 2)
+        tiles = scales = None
+        if w is not None:
+            tiles, scales = quantise_weights(w, lanes)
+        parts = split_tiles(tiles, n, k, lanes) if tiles is not None else (None, None)
+        names, wrap = [], ""
+        for half, (u0, u1) in enumerate([(0, cut), (cut, nt)]):
+            if u0 >= u1:
+                continue
+            words = (u1 - u0) * kp * lanes
+            if timing and words > cap_q8 * lanes:
+                words, wrap = cap_q8 * lanes, f", wrap={cap_q8}"
+            names.append(e.tensor(f"{name}_{'ab'[half]}", "i8", words, "weights", data=parts[half]))
+        ws = e.tensor(name + "_s", "f32", nt, "east", data=scales, avoid=(sx,))
+        split = f", split=1, wb={names[1]}, plane2={plane2}" if len(names) > 1 else ""
+        e.call(f"matmul_xq_q8 {names[0]}, {ws}, {xq}, {sx}, {y}, {m}, {k}, {n}, {plane}{wrap}{split}")
+
+    return wt, weight, wraps, product, quant, product_q8
 
 
 def _w(weights, name):
@@ -370,7 +415,7 @@ def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: i
     L = f"l{li}_"
     timing = e.prog.timing_only
 
-    wt, weight, wraps, product = _weight_fns(e, weights, p, plane)
+    wt, weight, wraps, product, quant, product_q8 = _weight_fns(e, weights, p, plane)
 
     # weights: f16 tiles of W^T (q/k/v columns and o rows padded per head)
     def heads_cols(n):
@@ -403,41 +448,71 @@ def _llama_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: i
         vcs.append(e.tensor(f"{L}vc{j}", "f16", vwords, "act", avoid=(kts[-1],),
                             data=None if timing else v_cache(zv[g0:ga].astype(F16), cache_tiles, lanes)[:vwords]))
     e.comment(f"layer {li}: attention")
+    q8 = e.prog.dtype == "int8"
+
+    def hf(name, fn=lambda w: w):
+        """An HF weight (out, in) for the int8 path, transformed by *fn*."""
+        w = _w(weights, p + name)
+        return None if (w is None or timing) else fn(w)
+
+    def out_heads(n):      # (n*d, k) -> (n*H, k): each head's output rows start a tile
+        return lambda w: pad_head_cols(w.T, n, d, h).T
+
     hn = _rmsnorm(e, L + "an", xin, g1, m, hidden, cfg.rms_norm_eps)
-    hn16 = e.tensor(L + "an16", "f16", kt_n * m, "act")
-    e.call(f"cvt_f32_f16 {hn}, {hn16}, {kt_n * m}")
     q = e.tensor(L + "q", "f32", heads * m, "act", avoid=("rope_cos",))
     k = e.tensor(L + "k", "f32", kvh * m, "act", avoid=("rope_cos",))
     v = e.tensor(L + "v", "f32", kvh * m, "act")
-    product(L + "wq", wt("self_attn.q_proj.weight", heads_cols(heads)), hn16, q, m, hidden, heads * h)
-    product(L + "wk", wt("self_attn.k_proj.weight", heads_cols(kvh)), hn16, k, m, hidden, kvh * h)
-    product(L + "wv", wt("self_attn.v_proj.weight", heads_cols(kvh)), hn16, v, m, hidden, kvh * h)
+    if q8:
+        xq, sx = quant(L + "qa_", hn, m, hidden)
+        for t, nh, name in ((q, heads, "q_proj"), (k, kvh, "k_proj"), (v, kvh, "v_proj")):
+            product_q8(L + "w" + name[0], hf(f"self_attn.{name}.weight", out_heads(nh)), xq, sx, t, m, hidden, nh * h)
+    else:
+        hn16 = e.tensor(L + "an16", "f16", kt_n * m, "act")
+        e.call(f"cvt_f32_f16 {hn}, {hn16}, {kt_n * m}")
+        product(L + "wq", wt("self_attn.q_proj.weight", heads_cols(heads)), hn16, q, m, hidden, heads * h)
+        product(L + "wk", wt("self_attn.k_proj.weight", heads_cols(kvh)), hn16, k, m, hidden, kvh * h)
+        product(L + "wv", wt("self_attn.v_proj.weight", heads_cols(kvh)), hn16, v, m, hidden, kvh * h)
     qr = _rope(e, L + "qr", q, heads * m, d)
     kr = _rope(e, L + "kr", k, kvh * m, d)
     att = _attention(e, L, qr, kr, v, kts, vcs, chunk, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale,
                      plane)
-    att16 = e.tensor(L + "att16", "f16", heads * m, "act")
-    e.call(f"cvt_f32_f16 {att}, {att16}, {heads * m}")
     o = e.tensor(L + "o", "f32", kt_n * m, "act", avoid=(xin,))   # read with xin in one op
-    product(L + "wo", wt("self_attn.o_proj.weight",
-                         lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)),
-            att16, o, m, heads * h, hidden)
+    if q8:
+        xq, sx = quant(L + "oa_", att, m, heads * h)
+        product_q8(L + "wo", hf("self_attn.o_proj.weight", lambda w: pad_head_rows(w.T, heads, d, h).T),
+                   xq, sx, o, m, heads * h, hidden)
+    else:
+        att16 = e.tensor(L + "att16", "f16", heads * m, "act")
+        e.call(f"cvt_f32_f16 {att}, {att16}, {heads * m}")
+        product(L + "wo", wt("self_attn.o_proj.weight",
+                             lambda w: tile_weights(pad_head_rows(w.T, heads, d, h).astype(F16), lanes)),
+                att16, o, m, heads * h, hidden)
     x2 = e.tensor(L + "x_attn", "f32", kt_n * m, "act", avoid=(xin, o))
     e.call(f"vec_binary_f32 VOP_ADD, {xin}, {o}, {x2}, {kt_n * m}, east=0")
 
     e.comment(f"layer {li}: MLP")
     hn2 = _rmsnorm(e, L + "mn", x2, g2, m, hidden, cfg.rms_norm_eps)
-    hn2_16 = e.tensor(L + "mn16", "f16", kt_n * m, "act")
-    e.call(f"cvt_f32_f16 {hn2}, {hn2_16}, {kt_n * m}")
     gate = e.tensor(L + "gate", "f32", ft_n * m, "act")
     up = e.tensor(L + "up", "f32", ft_n * m, "act", avoid=(gate,))
     hmid = e.tensor(L + "h", "f16", ft_n * m, "act", avoid=(gate,))
     mlp = e.tensor(L + "mlp", "f32", kt_n * m, "act", avoid=(x2,))
     # mlp_swiglu_f16's steps, each product split over the two west planes
-    product(L + "wu", wt("mlp.up_proj.weight", plain), hn2_16, up, m, hidden, ffn)
-    product(L + "wg", wt("mlp.gate_proj.weight", plain), hn2_16, gate, m, hidden, ffn)
-    e.call(f"swiglu_f32_f16 {gate}, {up}, {hmid}, {ft_n * m}")
-    product(L + "wd", wt("mlp.down_proj.weight", plain), hmid, mlp, m, ffn, hidden)
+    if q8:
+        xq, sx = quant(L + "ma_", hn2, m, hidden)
+        product_q8(L + "wu", hf("mlp.up_proj.weight"), xq, sx, up, m, hidden, ffn)
+        product_q8(L + "wg", hf("mlp.gate_proj.weight"), xq, sx, gate, m, hidden, ffn)
+        e.call(f"swiglu_f32_f16 {gate}, {up}, {hmid}, {ft_n * m}")
+        h32 = e.tensor(L + "h32", "f32", ft_n * m, "act", avoid=(hmid,))
+        e.call(f"cvt_f16_f32 {hmid}, {h32}, {ft_n * m}")
+        xq, sx = quant(L + "da_", h32, m, ffn)
+        product_q8(L + "wd", hf("mlp.down_proj.weight"), xq, sx, mlp, m, ffn, hidden)
+    else:
+        hn2_16 = e.tensor(L + "mn16", "f16", kt_n * m, "act")
+        e.call(f"cvt_f32_f16 {hn2}, {hn2_16}, {kt_n * m}")
+        product(L + "wu", wt("mlp.up_proj.weight", plain), hn2_16, up, m, hidden, ffn)
+        product(L + "wg", wt("mlp.gate_proj.weight", plain), hn2_16, gate, m, hidden, ffn)
+        e.call(f"swiglu_f32_f16 {gate}, {up}, {hmid}, {ft_n * m}")
+        product(L + "wd", wt("mlp.down_proj.weight", plain), hmid, mlp, m, ffn, hidden)
     out = e.tensor(f"x{li + 1}", "f32", kt_n * m, "act", avoid=(x2, mlp))
     e.call(f"vec_binary_f32 VOP_ADD, {x2}, {mlp}, {out}, {kt_n * m}, east=0")
     return out
@@ -542,7 +617,7 @@ def _bert_layer(e: _Emitter, cfg: ModelConfig, weights, li: int, xin: str, m: in
     kt_n, ft_n = ceil_div(hidden, h), ceil_div(ffn, h)
     p = f"encoder.layer.{li}."
     L = f"l{li}_"
-    wt, weight, wraps, product = _weight_fns(e, weights, p, plane)
+    wt, weight, wraps, product, quant, product_q8 = _weight_fns(e, weights, p, plane)
 
     def qkv(name):
         return wt(name + ".weight", lambda w: tile_weights(pad_head_cols(w.T, heads, d, h).astype(F16), lanes))

@@ -28,7 +28,7 @@ def build_lines(built, chip: ChipConfig, image_bytes: int | None) -> list[str]:
     if image_bytes is not None:
         lines.append(f"  image        {fmt_bytes(image_bytes)} ({fmt_bytes(_data_bytes(image))} of SRAM data)")
     if prog.weight_bytes:
-        lines.append(f"  weights      {fmt_bytes(prog.weight_bytes)} fp16; program / weights = "
+        lines.append(f"  weights      {fmt_bytes(prog.weight_bytes)} {prog.dtype}; program / weights = "
                      f"{_program_bytes(image) / prog.weight_bytes:.2f}")
     lines.append(f"  SRAM         {fmt_bytes(prog.plan.used_bytes())} placed of {fmt_bytes(chip.sram_bytes)}"
                  + (" (weights aliased: timing only)" if any(t.aliased for t in prog.plan.tensors.values()) else ""))
