@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seq", type=int, default=16, metavar="N",
                    help="decode: the new token's position + 1 (a KV cache of N-1 tokens); prefill: the prompt "
                         "length (default 16)")
-    m.add_argument("--mode", choices=("decode", "prefill"), default="decode", help="default decode")
+    m.add_argument("--mode", choices=("decode", "prefill"), help="default decode (prefill for an encoder)")
+    m.add_argument("--preset", default="tiny-llama", metavar="NAME",
+                   help="the model (random weights): tiny-llama (default), tiny-bert, or any preset that fits")
     m.add_argument("--layers", type=int, metavar="N", help="only the first N layers")
     m.add_argument("--roundtrip", action="store_true",
                    help="also disassemble the image and re-assemble it (byte-identical; slow for big images)")
@@ -445,7 +447,8 @@ def cmd_isa(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    return run_demo(_load_config(args.config), args.seq, args.mode, args.layers, args.keep, roundtrip=args.roundtrip)
+    return run_demo(_load_config(args.config), args.seq, args.mode, args.layers, args.keep, preset_name=args.preset,
+                    roundtrip=args.roundtrip)
 
 
 def cmd_repl(args) -> int:

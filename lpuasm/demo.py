@@ -34,7 +34,7 @@ def _step(out, n: int, total: int, text: str, t0: float) -> None:
     print(f"[{n}/{total}] {text} ({time.perf_counter() - t0:.2f} s)", file=out, flush=True)
 
 
-def run_demo(config: ChipConfig | None, seq: int = 16, mode: str = "decode", layers: int | None = None,
+def run_demo(config: ChipConfig | None, seq: int = 16, mode: str | None = None, layers: int | None = None,
              keep: str | None = None, preset_name: str = DEFAULT_PRESET, roundtrip: bool = False) -> int:
     from .assembler import assemble
     from .disasm import disassemble
@@ -52,11 +52,24 @@ def run_demo(config: ChipConfig | None, seq: int = 16, mode: str = "decode", lay
     if layers is not None and layers < 1:
         raise LpuError(f"--layers must be at least 1, got {layers}")
     out = sys.stdout
+    from .model.config import PRESETS
+
+    if preset_name.lower() not in PRESETS:
+        from .diagnostics import did_you_mean
+
+        hint = did_you_mean(preset_name, PRESETS)
+        raise LpuError(f"unknown model preset '{preset_name}'" + (f"; {hint}" if hint else ""))
     cfg = preset(preset_name)
+    mode = mode or ("prefill" if cfg.arch == "bert" else "decode")
     if layers is not None:
         cfg = cfg.with_layers(layers)
     total = 6 if roundtrip else 5
     t_all = t0 = time.perf_counter()
+    from .model.capacity import estimate
+
+    cap = estimate(cfg, chip=chip, mode=mode, seq=seq, lm_head_on_chip=False)
+    if not cap.fits:
+        raise LpuError(cap.message() + "; try lpuasm model build --timing-only")
     weights = random_weights(cfg, seed=0)
     inputs = runner.prepare(cfg, weights, mode, seq, seed=0)
     nl = cfg.num_hidden_layers

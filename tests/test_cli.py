@@ -507,8 +507,16 @@ def test_demo_keep_and_roundtrip(capsys, in_tmp):
     assert {"model.lpu", "model.lasm", "layer0.lasm", "x0.npy"} <= kept
 
 
+def test_demo_encoder(capsys):
+    rc, out, err = run(capsys, "demo", "--preset", "tiny-bert", "--layers", "1", "--seq", "3")
+    assert (rc, err) == (0, "")
+    assert "prefill of 3 tokens" in out and any(l.startswith("  verification OK") for l in out.splitlines())
+
+
 def test_demo_bad_arguments(capsys):
     assert fails(capsys, "demo", "--seq", "0") == "lpuasm: error: --seq must be at least 1, got 0\n"
+    assert "did you mean 'tiny-llama'" in fails(capsys, "demo", "--preset", "tiny-lama")
+    assert "~57 chips just for the weights" in fails(capsys, "demo", "--preset", "llama2-7b")
     assert "MEM slices per hemisphere" in fails(capsys, "demo", "--config", "tiny")
 
 
@@ -534,7 +542,7 @@ HELP_OPTIONS = {
     "asm": ["FILE.lasm", "-o", "--output", "--listing", "--symbols", "-I", "-D", "--config", "-q", "--quiet"],
     "disasm": ["FILE.lpu", "-o", "--output", "--config"],
     "isa": ["MNEMONIC", "--markdown"],
-    "demo": ["--config", "--seq", "--mode", "--layers", "--keep", "--roundtrip"],
+    "demo": ["--config", "--seq", "--mode", "--preset", "--layers", "--keep", "--roundtrip"],
 }
 
 
