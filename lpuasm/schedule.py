@@ -156,6 +156,14 @@ def _cycles(k: int) -> str:
 
 
 _ZERO = (0,)  # issue offsets of a row without a repeat
+_LOW = -(1 << 62)  # below every cycle and diagonal
+_M32 = (1 << 32) - 1
+
+
+def _push(lane: dict, k: int, x: int) -> None:
+    """Add *x* to the entries of *lane* at *k* (an int, or a tuple of two or more)."""
+    v = lane.get(k)
+    lane[k] = x if v is None else (v + (x,) if type(v) is tuple else (v, x))
 
 
 class _Scheduler:
@@ -214,7 +222,7 @@ class _Scheduler:
                 dec.okeys = tuple((sid, pos << 6 | sid, pos if sid & 32 else -pos) for sid in dec.outputs)
         self.table = table
         self.dec_index = inv.reshape(-1)
-        self.decs: list[_Dec] = [table[k] for k in self.dec_index.tolist()]
+        self.decs: list[_Dec] = list(map(table.__getitem__, self.dec_index.tolist()))
         # the repeat row following each repeated row (its base): base -> repeat row
         self.rep_of: dict[int, int] = {}
         rep = np.nonzero(ir.op == isa.REPEAT.opcode)[0]
@@ -246,10 +254,21 @@ class _Scheduler:
             for _, sk, _ in dec.okeys:
                 if self.slots[sk] is None:
                     self.slots[sk] = {}
-        self.diagw: list[dict[int, list]] = [{} for _ in range(64)]   # (stream, diagonal) -> [(pos, row)]
-        self.live: list[dict[int, list]] = [{} for _ in range(64)]    # (stream, diagonal) -> [(lo, hi, producer, consumer)]
-        self.rport: list[dict[int, tuple[int, int]]] = [{} for _ in range(nq)]  # (queue, cycle) -> (bank, row)
-        self.wport: list[dict[int, tuple[int, int]]] = [{} for _ in range(nq)]
+        # (stream, diagonal) -> the rows writing it there (a row, or a tuple of
+        # two or more in write order; a writer's position is its decs[].pos)
+        self.diagw: list[dict[int, int | tuple]] = [{} for _ in range(64)]
+        # (stream, diagonal) -> the values in use on it: producer << 32 | consumer
+        # (or a tuple of two or more), in use from the consumer's position to the
+        # producer's (both excluded on the producer's side: see _span)
+        self.live: list[dict[int, int | tuple]] = [{} for _ in range(64)]
+        self.rport: list[dict[int, int]] = [{} for _ in range(nq)]  # (queue, cycle) -> row (its bank: decs[row].bank)
+        self.wport: list[dict[int, int]] = [{} for _ in range(nq)]
+        # per lane of each table: no key above (an upper bound, kept at every insertion)
+        self.slots_top = [_LOW] * (1 << self.sb)
+        self.diagw_top = [_LOW] * 64
+        self.live_top = [_LOW] * 64
+        self.rport_top = [_LOW] * nq
+        self.wport_top = [_LOW] * nq
         # MXM planes
         planes = cfg.mxm_planes
         self.products: list[list[tuple[int, int]]] = [[] for _ in range(planes)]  # (ready cycle, abc row)
@@ -318,9 +337,10 @@ class _Scheduler:
                     return k, (f"stream {_s(sid)} at {self.place(pos)} already carries a value written at cycle {a} "
                                f"by the instruction at {self.where(j, i)}"), j
                 ranges = live[sid].get(a + dpos)
-                if ranges:
-                    for lo, hi, p, cons in ranges:
-                        if lo <= pos <= hi and p != i:
+                if ranges is not None:
+                    for e in (ranges if type(ranges) is tuple else (ranges,)):
+                        p, cons = e >> 32, e & _M32
+                        if p != i and self.spans(sid, p, cons, pos):
                             return k, (f"stream {_s(sid)} at {self.place(pos)} is in use at cycle {a}: it carries the "
                                        f"value from {self.where(p, i)} to {self.where(cons, i)}"), cons
             if port:
@@ -330,13 +350,13 @@ class _Scheduler:
                 else:
                     mine, theirs, at, verb, their_verb, noun = self.wport[q], self.rport[q], t + delay, "writes", "reads", "write"
                 other = mine.get(at)
-                if other is not None and other[1] != i:
+                if other is not None and other != i:
                     return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {at}: the instruction at "
-                               f"{self.where(other[1], i)} {verb} this slice then too (one {noun} per slice per cycle)"), other[1]
+                               f"{self.where(other, i)} {verb} this slice then too (one {noun} per slice per cycle)"), other
                 other = theirs.get(at)
-                if other is not None and other[1] != i and other[0] == d.bank:
+                if other is not None and other != i and self.decs[other].bank == d.bank:
                     return k, (f"bank-port conflict on slice {self.place(pos)} at cycle {at}: this instruction {verb} bank "
-                               f"{d.bank} while the instruction at {self.where(other[1], i)} {their_verb} it"), other[1]
+                               f"{d.bank} while the instruction at {self.where(other, i)} {their_verb} it"), other
         return None
 
     def report_conflicts(self, i: int, d: _Dec, c: int, offsets) -> None:
@@ -358,6 +378,7 @@ class _Scheduler:
         delay = d.delay
         port = d.port
         slots, diagw = self.slots, self.diagw
+        slots_top, diagw_top = self.slots_top, self.diagw_top
         for off in offsets:
             t = c + off
             a = t + delay
@@ -365,20 +386,25 @@ class _Scheduler:
                 lane = slots[sk]
                 if a not in lane:
                     lane[a] = i
-                lane = diagw[sid]
-                lst = lane.get(a + dpos)
-                if lst is None:
-                    lane[a + dpos] = [(pos, i)]
-                else:
-                    lst.append((pos, i))
+                    if a > slots_top[sk]:
+                        slots_top[sk] = a
+                _push(diagw[sid], a + dpos, i)
+                if a + dpos > diagw_top[sid]:
+                    diagw_top[sid] = a + dpos
             if port == _P_READ:
-                lane = self.rport[self.queue[i]]
+                q = self.queue[i]
+                lane = self.rport[q]
                 if t not in lane:
-                    lane[t] = (d.bank, i)
+                    lane[t] = i
+                    if t > self.rport_top[q]:
+                        self.rport_top[q] = t
             elif port == _P_WRITE:
-                lane = self.wport[self.queue[i]]
+                q = self.queue[i]
+                lane = self.wport[q]
                 if a not in lane:
-                    lane[a] = (d.bank, i)
+                    lane[a] = i
+                    if a > self.wport_top[q]:
+                        self.wport_top[q] = a
 
     def unreserve(self, i: int, d: _Dec, c: int, offsets) -> None:
         """Undo :meth:`reserve`."""
@@ -391,18 +417,22 @@ class _Scheduler:
                 if lane.get(a) == i:
                     del lane[a]
                 lane = self.diagw[sid]
-                lst = [e for e in lane.get(a + dpos, ()) if e[1] != i]
-                if lst:
-                    lane[a + dpos] = lst
-                else:
-                    lane.pop(a + dpos, None)
+                v = lane.get(a + dpos)
+                if v is not None:
+                    rest = tuple(w for w in (v if type(v) is tuple else (v,)) if w != i)
+                    if len(rest) > 1:
+                        lane[a + dpos] = rest
+                    elif rest:
+                        lane[a + dpos] = rest[0]
+                    else:
+                        del lane[a + dpos]
             if d.port == _P_READ:
                 lane = self.rport[q]
-                if lane.get(t, (0, -1))[1] == i:
+                if lane.get(t) == i:
                     del lane[t]
             elif d.port == _P_WRITE:
                 lane = self.wport[q]
-                if lane.get(a, (0, -1))[1] == i:
+                if lane.get(a) == i:
                     del lane[a]
 
     def first_free(self, i: int, d: _Dec, c: int, offsets) -> int:
@@ -501,6 +531,8 @@ class _Scheduler:
         decs = self.decs
         offs = self.offs
         slots, diagw, live, rport, wport = self.slots, self.diagw, self.live, self.rport, self.wport
+        slots_top, diagw_top, live_top = self.slots_top, self.diagw_top, self.live_top
+        rport_top, wport_top = self.rport_top, self.wport_top
         consumed, more_users, inputs_of = self.consumed, self.more_users, self.inputs_of
         consumed_setdefault = consumed.setdefault
         last_lw, d_load = self.last_lw, self.d_load
@@ -606,11 +638,15 @@ class _Scheduler:
                         if fast:
                             for sid, dg, lo, hi, p in pl:
                                 ws = diagw[sid].get(dg)
-                                if ws:
-                                    for y, w in ws:
-                                        if w != p and lo <= y <= hi:
+                                if ws is not None:
+                                    if type(ws) is int:
+                                        if ws != p and lo <= decs[ws].pos <= hi:
                                             fast = False
-                                            break
+                                    else:
+                                        for w in ws:
+                                            if w != p and lo <= decs[w].pos <= hi:
+                                                fast = False
+                                                break
                         if fast and (d.okeys or port):
                             if offsets is _ZERO:
                                 fast = not busy1(i, d, base, q)
@@ -623,11 +659,11 @@ class _Scheduler:
                             inputs_of[i] = (producer, pl)
                             for sid, dg, lo, hi, p in pl:
                                 lane = live[sid]
-                                lst = lane.get(dg)
-                                if lst is None:
-                                    lane[dg] = [(lo, hi, p, i)]
-                                else:
-                                    lst.append((lo, hi, p, i))
+                                v = lane.get(dg)
+                                e = p << 32 | i
+                                lane[dg] = e if v is None else (v + (e,) if type(v) is tuple else (v, e))
+                                if dg > live_top[sid]:
+                                    live_top[sid] = dg
                             c = base
                         else:
                             c = self.search(i, d, offsets, arrival, producer, latest, early, ready, base)
@@ -668,20 +704,25 @@ class _Scheduler:
                             lane = slots[sk]
                             if a not in lane:
                                 lane[a] = i
+                                if a > slots_top[sk]:
+                                    slots_top[sk] = a
                             lane = diagw[sid]
-                            lst = lane.get(a + dpos)
-                            if lst is None:
-                                lane[a + dpos] = [(pos, i)]
-                            else:
-                                lst.append((pos, i))
+                            v = lane.get(a + dpos)
+                            lane[a + dpos] = i if v is None else (v + (i,) if type(v) is tuple else (v, i))
+                            if a + dpos > diagw_top[sid]:
+                                diagw_top[sid] = a + dpos
                     if port == _P_READ:
                         lane = rport[q]
                         if c not in lane:
-                            lane[c] = (d.bank, i)
+                            lane[c] = i
+                            if c > rport_top[q]:
+                                rport_top[q] = c
                     elif port == _P_WRITE:
                         lane = wport[q]
                         if a not in lane:
-                            lane[a] = (d.bank, i)
+                            lane[a] = i
+                            if a > wport_top[q]:
+                                wport_top[q] = a
                 else:
                     reserve(i, d, c, offsets)
                 if kind != _K_PLAIN:
@@ -720,24 +761,23 @@ class _Scheduler:
                 if j is not None and j != i:
                     return True
                 ranges = live[sid].get(a + dpos)
-                if ranges:
-                    pos = d.pos
-                    for lo, hi, p, cons in ranges:
-                        if lo <= pos <= hi and p != i:
+                if ranges is not None:
+                    for e in (ranges if type(ranges) is tuple else (ranges,)):
+                        if e >> 32 != i and self.spans(sid, e >> 32, e & _M32, d.pos):
                             return True
         port = d.port
         if port:
             if port == _P_READ:
                 other = self.rport[q].get(t)
-                if other is not None and other[1] != i:
+                if other is not None and other != i:
                     return True
                 other = self.wport[q].get(t)
             else:
                 other = self.wport[q].get(a)
-                if other is not None and other[1] != i:
+                if other is not None and other != i:
                     return True
                 other = self.rport[q].get(a)
-            if other is not None and other[1] != i and other[0] == d.bank:
+            if other is not None and other != i and self.decs[other].bank == d.bank:
                 return True
         return False
 
@@ -873,12 +913,7 @@ class _Scheduler:
                         self.more_users.setdefault(p, []).append(i)
                 self.inputs_of[i] = (producer, paths)
                 for sid, dg, lo, hi, p in paths:
-                    lane = live[sid]
-                    lst = lane.get(dg)
-                    if lst is None:
-                        lane[dg] = [(lo, hi, p, i)]
-                    else:
-                        lst.append((lo, hi, p, i))
+                    self._addlive(sid, dg, p, i)
                 return base
         return self.search(i, d, offsets, arrival, producer, latest, earliest, ready, base)
 
@@ -931,11 +966,8 @@ class _Scheduler:
             lo, hi = (x, pp - 1) if sid & 32 else (pp + 1, x)
             a = cycles[p] + pd.delay
             dg = a + pp if sid & 32 else a - pp
-            ws = diagw[sid].get(dg)
-            if ws:
-                for y, w in ws:
-                    if w != p and lo <= y <= hi:
-                        return None
+            if self.overwriter(sid, dg, lo, hi, p) is not None:
+                return None
             out.append((sid, dg, lo, hi, p))
         return out
 
@@ -1043,7 +1075,7 @@ class _Scheduler:
         old_paths = {c: inputs_of[c] for c in members if inputs_of[c] is not None}
         for c, (_, paths) in old_paths.items():
             for sid, dg, lo, hi, p in paths:
-                self._unlive(sid, dg, (lo, hi, p, c))
+                self._unlive(sid, dg, p, c)
         for r in members:
             self.unreserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
         placed = []
@@ -1060,7 +1092,7 @@ class _Scheduler:
             for c, (prods, paths) in old_paths.items():
                 moved = [(sid, dg + delta, lo, hi, p) for sid, dg, lo, hi, p in paths]
                 for sid, dg, lo, hi, p in moved:
-                    if any(w != p and lo <= y <= hi for y, w in diagw[sid].get(dg, ())):
+                    if self.overwriter(sid, dg, lo, hi, p) is not None:
                         ok = False
                 new_paths[c] = (prods, moved)
         if not ok:
@@ -1070,7 +1102,7 @@ class _Scheduler:
                 self.reserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
             for c, (_, paths) in old_paths.items():
                 for sid, dg, lo, hi, p in paths:
-                    live[sid].setdefault(dg, []).append((lo, hi, p, c))
+                    self._addlive(sid, dg, p, c)
             return None
         saved = (self.last_issue, self.max_effect, self.max_effect_row,
                  [(q, self.free[q], self.pair_open[q]) for q in {self.queue[r] for r in members}],
@@ -1078,7 +1110,7 @@ class _Scheduler:
         for c, (prods, paths) in new_paths.items():
             inputs_of[c] = (prods, paths)
             for sid, dg, lo, hi, p in paths:
-                live[sid].setdefault(dg, []).append((lo, hi, p, c))
+                self._addlive(sid, dg, p, c)
         for r in members:
             c = cycles[r] + delta
             cycles[r] = c
@@ -1101,7 +1133,7 @@ class _Scheduler:
         decs, cycles, live = self.decs, self.cycles, self.live
         for c, (_, paths) in new_paths.items():
             for sid, dg, lo, hi, p in paths:
-                self._unlive(sid, dg, (lo, hi, p, c))
+                self._unlive(sid, dg, p, c)
         for r in members:
             self.unreserve(r, decs[r], cycles[r], self.offs.get(r, _ZERO))
         self.last_issue, self.max_effect, self.max_effect_row, queues, rows = saved
@@ -1116,15 +1148,50 @@ class _Scheduler:
         for c, entry in old_paths.items():
             self.inputs_of[c] = entry
             for sid, dg, lo, hi, p in entry[1]:
-                live[sid].setdefault(dg, []).append((lo, hi, p, c))
+                self._addlive(sid, dg, p, c)
 
-    def _unlive(self, sid: int, dg: int, entry: tuple) -> None:
+    def _addlive(self, sid: int, dg: int, p: int, c: int) -> None:
+        """The value of producer *p* is in use on (stream, diagonal) until consumer *c*."""
+        _push(self.live[sid], dg, p << 32 | c)
+        if dg > self.live_top[sid]:
+            self.live_top[sid] = dg
+
+    def _unlive(self, sid: int, dg: int, p: int, c: int) -> None:
+        """Undo :meth:`_addlive` (the first such entry)."""
         lane = self.live[sid]
-        lst = lane.get(dg)
-        if lst is not None and entry in lst:
-            lst.remove(entry)
-            if not lst:
+        v = lane.get(dg)
+        e = p << 32 | c
+        if v is None:
+            return
+        if type(v) is int:
+            if v == e:
                 del lane[dg]
+            return
+        if e in v:
+            rest = list(v)
+            rest.remove(e)
+            lane[dg] = tuple(rest) if len(rest) > 1 else rest[0]
+
+    def spans(self, sid: int, p: int, c: int, pos: int) -> bool:
+        """Is *pos* on the path of the value of producer *p* on stream *sid* to
+        consumer *c* (from the consumer's position up to, not including, the
+        producer's)?"""
+        x, pp = self.decs[c].pos, self.decs[p].pos
+        return x <= pos <= pp - 1 if sid & 32 else pp + 1 <= pos <= x
+
+    def overwriter(self, sid: int, dg: int, lo: int, hi: int, p: int) -> tuple[int, int] | None:
+        """The first row other than *p* writing *sid* on diagonal *dg* at a
+        position in lo .. hi: (row, position), or None."""
+        ws = self.diagw[sid].get(dg)
+        if ws is None:
+            return None
+        decs = self.decs
+        for w in (ws if type(ws) is tuple else (ws,)):
+            if w != p:
+                y = decs[w].pos
+                if lo <= y <= hi:
+                    return w, y
+        return None
 
     def early_error(self, i, d, arrival, producer, stuck, latest, earliest, ready) -> None:
         """Report why row *i* cannot issue when its inputs pass (the *stuck*
@@ -1175,9 +1242,9 @@ class _Scheduler:
                 continue
             lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
             dg = self.diag(sid, pd.pos, self.cycles[p] + pd.delay)
-            for y, w in self.diagw[sid].get(dg, ()):
-                if w != p and lo <= y <= hi:
-                    return sid, p, w, y
+            hit = self.overwriter(sid, dg, lo, hi, p)
+            if hit is not None:
+                return sid, p, hit[0], hit[1]
         return None
 
     def check_paths(self, i: int, d: _Dec, c: int, arrival, producer) -> list:
@@ -1193,17 +1260,17 @@ class _Scheduler:
                 continue
             lo, hi = (x, pd.pos - 1) if sid & 32 else (pd.pos + 1, x)
             dg = self.diag(sid, pd.pos, self.cycles[p] + pd.delay)
-            for y, w in self.diagw[sid].get(dg, ()):
-                if w != p and lo <= y <= hi:
-                    t = dg - y if sid & 32 else dg + y
-                    self.error(i, f"the value on {_s(sid)} from {self.where(p, i)} is overwritten at {self.place(y)} at "
-                                  f"cycle {t} by the instruction at {self.where(w, i)} before it passes "
-                                  f"{self.unit_place(i)}",
-                               "use another stream for one of the two values, or pin one of them to another cycle",
-                               [self.note(w, "the overwriting instruction is here")])
-                    break
+            hit = self.overwriter(sid, dg, lo, hi, p)
+            if hit is not None:
+                w, y = hit
+                t = dg - y if sid & 32 else dg + y
+                self.error(i, f"the value on {_s(sid)} from {self.where(p, i)} is overwritten at {self.place(y)} at "
+                              f"cycle {t} by the instruction at {self.where(w, i)} before it passes "
+                              f"{self.unit_place(i)}",
+                           "use another stream for one of the two values, or pin one of them to another cycle",
+                           [self.note(w, "the overwriting instruction is here")])
             else:
-                self.live[sid].setdefault(dg, []).append((lo, hi, p, i))
+                self._addlive(sid, dg, p, i)
                 added.append((sid, dg, lo, hi, p))
         return added
 

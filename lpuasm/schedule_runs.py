@@ -43,8 +43,6 @@ as before, and a later period is tried as B again.
 
 from __future__ import annotations
 
-from itertools import repeat
-
 import numpy as np
 
 from . import isa
@@ -101,24 +99,21 @@ def find_runs(s) -> list[tuple[int, int, int]]:
     if s.rep_of:
         ok[np.fromiter(s.rep_of.keys(), dtype=np.int64)] = False
     nq = len(s.cfg.queues)
-    sig = np.where(ok, cls * nq + ir.queue.astype(np.int64), -1 - np.arange(n, dtype=np.int64))
+    idx = np.nonzero(ok)[0]
+    sig = cls[idx] * nq + ir.queue[idx].astype(np.int64)
     order = np.argsort(sig, kind="stable")
     ss = sig[order]
-    prev = np.full(n, -1, dtype=np.int64)
     same = ss[1:] == ss[:-1]
-    prev[order[1:][same]] = order[:-1][same]
-    dist = np.where(prev >= 0, np.arange(n, dtype=np.int64) - prev, 0)
+    dist = np.zeros(n, dtype=np.int64)      # rows back to the previous row of the same signature
+    rows = idx[order]
+    dist[rows[1:][same]] = rows[1:][same] - rows[:-1][same]
     # segments of one distance P > 0: rows whose match is P rows back
     change = np.nonzero(np.diff(dist) != 0)[0] + 1
     starts = np.concatenate(([0], change))
     ends = np.concatenate((change, [n]))
-    runs = []
-    for a, b in zip(starts.tolist(), ends.tolist()):
-        p = int(dist[a])
-        if p <= 0 or b - a < p * (MIN_PERIODS - 1) or b - a + p < MIN_ROWS:
-            continue
-        runs.append((a - p, b, p))
-    return runs
+    p = dist[starts]
+    keep = (p > 0) & (ends - starts >= p * (MIN_PERIODS - 1)) & (ends - starts + p >= MIN_ROWS)
+    return [(a - q, b, q) for a, b, q in zip(starts[keep].tolist(), ends[keep].tolist(), p[keep].tolist())]
 
 
 # ---- one run ----------------------------------------------------------------------------------
@@ -279,14 +274,13 @@ _REGD = ("last_writer",)                                # by stream: 0
 
 def _shifter(name: str, T: int, P: int):
     """Value of container *name* shifted by j periods: f(v, j)."""
-    if name in ("slots", "consumed", "last_in_q", "last_writer"):
+    if name in ("slots", "rport", "wport", "consumed", "last_in_q", "last_writer"):
         return lambda v, j: v + j * P
     if name == "diagw":
-        return lambda v, j: [(y, w + j * P) for y, w in v]
+        return lambda v, j: v + j * P if type(v) is int else tuple(w + j * P for w in v)
     if name == "live":
-        return lambda v, j: [(lo, hi, p + j * P, c + j * P) for lo, hi, p, c in v]
-    if name in ("rport", "wport"):
-        return lambda v, j: (v[0], v[1] + j * P)
+        step = (P << 32) + P          # producer << 32 | consumer, both P rows later
+        return lambda v, j: v + j * step if type(v) is int else tuple(e + j * step for e in v)
     if name in ("cycles", "effect", "free"):
         return lambda v, j: v + j * T
     if name == "more_users":
@@ -315,14 +309,12 @@ def _rows_in(name: str, v):
     """The rows value *v* of container *name* names."""
     if v is _ABSENT or v is None:
         return ()
-    if name in ("slots", "consumed", "last_in_q", "last_writer"):
+    if name in ("slots", "rport", "wport", "consumed", "last_in_q", "last_writer"):
         return (v,)
     if name == "diagw":
-        return [w for _, w in v]
+        return (v,) if type(v) is int else v
     if name == "live":
-        return [r for lo, hi, p, c in v for r in (p, c)]
-    if name in ("rport", "wport"):
-        return (v[1],)
+        return [r for e in ((v,) if type(v) is int else v) for r in (e >> 32, e & 0xFFFFFFFF)]
     if name == "more_users":
         return v
     if name == "inputs_of":
@@ -338,7 +330,7 @@ def _template(s, b: int, P: int, left: int) -> int:
     stats["templates"] += 1
     tracers: dict = {}
     for name in _CYC:
-        tracers[name] = _TLanes(getattr(s, name), name in ("diagw", "live"))
+        tracers[name] = _TLanes(getattr(s, name), False)
     for name in _ROWD:
         tracers[name] = _TDict(getattr(s, name), name == "more_users")
     for name in _ROWL:
@@ -396,11 +388,12 @@ def _template(s, b: int, P: int, left: int) -> int:
     return n
 
 
-def _keyed(name, before, cur, islist, unit, f, n, top):
+def _keyed(name, before, cur, islist, unit, f, n, top, high=None):
     """C0 and CA (module docstring) for one table or lane: *before* maps the
     keys touched to their first values, *cur* is the table now (a list when
     *islist*), keys shift by *unit* per period; keys >= *top* (rows not placed
-    yet) hold nothing.  Returns the largest n' <= n they allow (0: none)."""
+    yet) hold nothing, nor keys above *high* (a lane's bound).  Returns the
+    largest n' <= n they allow (0: none)."""
     nxt = _next_m(before, unit)
     absent = []
     for k, v in before.items():
@@ -432,7 +425,7 @@ def _keyed(name, before, cur, islist, unit, f, n, top):
                     return 0
                 break
     if absent:
-        n = _first_hit(cur, absent, unit, n)
+        n = _first_hit(cur, absent, unit, n, high)
     return n
 
 
@@ -478,8 +471,9 @@ def _check(s, b, P, T, left, tracers, real, hazards, bounds) -> int:
                     return 0
             continue
         if name in _CYC:
+            tops = getattr(s, name + "_top")
             for lane, bef in before.items():
-                n = _keyed(name, bef, cur[lane], False, T, f, n, None)
+                n = _keyed(name, bef, cur[lane], False, T, f, n, None, tops[lane])
                 if n < 1:
                     return 0
         else:
@@ -555,12 +549,14 @@ def _next_m(keys, unit: int) -> dict:
     return out
 
 
-def _first_hit(d, keys, unit: int, n: int) -> int:
+def _first_hit(d, keys, unit: int, n: int, high) -> int:
     """The largest n' <= n such that no key k + j * unit, 1 <= j <= min(jmax, n'),
-    of the (k, jmax) in *keys* is in *d*."""
+    of the (k, jmax) in *keys* is in *d* (whose keys are all <= *high*, if given)."""
     has = d.__contains__
     for k, jmax in keys:
         jmax = min(jmax, n)
+        if high is not None:
+            jmax = min(jmax, (high - k) // unit)
         if jmax >= 1 and any(map(has, range(k + unit, k + jmax * unit + 1, unit))):
             j = next(j for j in range(1, jmax + 1) if k + j * unit in d)
             n = j - 1
@@ -594,8 +590,11 @@ def _apply(s, b, P, T, n, tracers, real) -> None:
                     cur[k] = f(a, n)
             continue
         if name in _CYC:
+            tops = getattr(s, name + "_top")
             for lane, bef in before.items():
-                _apply_keyed(name, bef, cur[lane], False, T, P, T, n, f)
+                hi = _apply_keyed(name, bef, cur[lane], False, T, P, T, n, f)
+                if hi > tops[lane]:
+                    tops[lane] = hi
         elif name in _ROWD or name == "inputs_of":
             mods = _mods(before, cur, name in _ROWL)
             for k, a in mods:
@@ -630,28 +629,27 @@ def _mods(before, cur, islist):
     return mods
 
 
-def _apply_keyed(name, before, cur, islist, unit, P, T, n, f) -> None:
-    """Periods 1 .. n of the keys B modified in one table or lane."""
+def _apply_keyed(name, before, cur, islist, unit, P, T, n, f) -> int:
+    """Periods 1 .. n of the keys B modified in one table or lane; returns the
+    highest key written (or _NEG)."""
+    high = _NEG
     for k, a in _mods(before, cur, islist):
         keys = range(k + unit, k + n * unit + 1, unit)
+        if a is not _ABSENT and k + n * unit > high:
+            high = k + n * unit
         if a is _ABSENT:
             for key in keys:
                 cur.pop(key, None)
         elif name in ("cycles", "effect"):
             cur[k + P:k + n * P + 1:P] = range(a + T, a + n * T + 1, T)
-        elif name == "slots":
+        elif type(a) is int and name in ("slots", "rport", "wport", "diagw"):
             cur.update(zip(keys, range(a + P, a + n * P + 1, P)))
-        elif name in ("rport", "wport"):
-            cur.update(zip(keys, zip(repeat(a[0], n), range(a[1] + P, a[1] + n * P + 1, P))))
-        elif name == "diagw" and len(a) == 1:
-            (y, w), = a
-            cur.update(zip(keys, map(list, zip(zip(repeat(y, n), range(w + P, w + n * P + 1, P))))))
-        elif name == "live" and len(a) == 1:
-            (lo, hi, p, c), = a
-            cur.update(zip(keys, map(list, zip(zip(repeat(lo, n), repeat(hi, n), range(p + P, p + n * P + 1, P),
-                                                  range(c + P, c + n * P + 1, P))))))
+        elif type(a) is int and name == "live":
+            step = (P << 32) + P
+            cur.update(zip(keys, range(a + step, a + n * step + 1, step)))
         elif islist:
             for j, key in enumerate(keys, 1):
                 cur[key] = f(a, j)
         else:
             cur.update((key, f(a, j)) for j, key in enumerate(keys, 1))
+    return high
