@@ -381,7 +381,9 @@ def test_typed_instructions_run_on_the_live_state():
     assert run("print s3e").startswith("s3e (i8, typed) at cycle 6:\n[20 30")
     with pytest.raises(DebugError, match=r"^undefined symbol 'Q' \(column 14\)$"):
         run("vadd.i8 s0e, Q, s2e")
-    with pytest.raises(DebugError, match="cannot run at the prompt"):
+    with pytest.raises(DebugError, match="'halt' cannot run at the prompt: it ends the program"):
+        run("halt")
+    with pytest.raises(DebugError, match="no value passes MXM"):  # MXM instructions run (typed_model tests)
         run("lw.i8 s0e, mxm0")
     with pytest.raises(DebugError, match="no value passes VXM on stream s9e at cycle 6"):
         run("vneg.i8 s9e, s10e")
@@ -629,3 +631,145 @@ alu0   vxm            1/1     1    11   8.3%  ······█·····  done"""
     assert all(len(line.split()[5]) <= 32 for line in lines[2:])
     with pytest.raises(DebugError, match="takes no argument"):
         commands.execute(d, "info breakpoints 3")
+
+
+# ---- conditions short-circuit, typed MXM instructions, watchpoints on typed writes -------------------
+def test_conditions_short_circuit_elementwise_and_c_style(tmp_path, capsys, monkeypatch):
+    from lpuasm.repl import conditions
+
+    script = tmp_path / "s.txt"
+    script.write_text(".equ Z, 0\nbreak halt if Z != 0 && 1/Z > 2\nbreak halt if 1/Z > 2\ncontinue\n"
+                      "delete 2\nreset\nuntil any(y[0, 6:10] != 0 && 100/y[0, 6:10] < 2)\nreset\n"
+                      "until 0 < y[0, 0] < 20 || zz > 1\n"
+                      "reset\nuntil !(y[0, 0] == 0) && yy > 1\nuntil y[0, 0:4] != 0 and y[0, 4:8] > 50\n"
+                      "until cycle > 8 and y[0, 40] > 0\n")
+    rc = main(["repl", str(ADD), "--script", str(script)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and err == ""  # no numpy warning either (100/0 inside a tensor)
+    assert out == f"""\
+{ADD}: 5 instructions on 5 queues, 14 cycles, chip tiny
+(lpu) .equ Z, 0
+Z = 0
+(lpu) break halt if Z != 0 && 1/Z > 2
+breakpoint 1: opcode halt (1 instruction) if Z != 0 && 1/Z > 2
+(lpu) break halt if 1/Z > 2
+breakpoint 2: opcode halt (1 instruction) if 1/Z > 2
+(lpu) continue
+error: breakpoint 2: condition '1/Z > 2' failed: division by zero
+(lpu) delete 2
+deleted 1 breakpoint
+(lpu) reset
+cycle 0, row 0/5: w3    read W3.b0[0], s0e  ; add.lasm:5:5
+(lpu) until any(y[0, 6:10] != 0 && 100/y[0, 6:10] < 2)
+cycle 12, row 4/5: icu   halt  ; add.lasm:9:5
+(lpu) reset
+cycle 0, row 0/5: w3    read W3.b0[0], s0e  ; add.lasm:5:5
+(lpu) until 0 < y[0, 0] < 20 || zz > 1
+error: until: condition '0 < y[0, 0] < 20 || zz > 1' failed: unknown name 'zz'
+(lpu) reset
+cycle 0, row 0/5: w3    read W3.b0[0], s0e  ; add.lasm:5:5
+(lpu) until !(y[0, 0] == 0) && yy > 1
+error: until: condition '!(y[0, 0] == 0) && yy > 1' failed: unknown name 'yy'; did you mean 'y'?
+(lpu) until y[0, 0:4] != 0 and y[0, 4:8] > 50
+error: 'y[0, 0:4] != 0 and y[0, 4:8] > 50' holds already at cycle 12
+(lpu) until cycle > 8 and y[0, 40] > 0
+error: until: condition 'cycle > 8 and y[0, 40] > 0' failed: index 40 is out of bounds for axis 1 with size 32
+"""
+    # and/or/not and chained comparisons work elementwise; a symbol is read only when reached
+    d = add_debugger()
+    d.goto(12)
+    assert d._eval("y[0, 0:4] > 20 or y[0, 0:4] == 11")
+    assert not d._eval("not (y[0, 0:4] > 20)")
+    assert d._eval("10 < y[0, 0:4] < 50")
+    assert not d._eval("10 < y[0, 0:4] < 40")
+    assert d._eval("y[0, 0:2] != 0 && 22 / y[0, 0:2] >= 1")  # with Python's eval, an ambiguous truth value
+    reads = []
+    real = conditions.read_symbol
+    monkeypatch.setattr(conditions, "read_symbol", lambda *a: reads.append(a[1].name) or real(*a))
+    assert not d._eval("cycle > 100 && any(y > 0)") and reads == []
+    assert d._eval("cycle > 10 && any(y > 0)") and reads == ["y"]
+
+
+def test_typed_mxm_instructions_change_the_plane_and_survive_replays():
+    d = add_debugger()
+    d.goto(6)
+    run = lambda line: commands.execute(d, line)  # noqa: E731
+    run("read a, s0e")
+    assert run("lw.i8 s0e, mxm0") == "lw.i8 s0e, mxm0  at cycle 6 on mxm0:\nmxm0 weight buffer: 1 i8 row"
+    assert run("iw mxm0") == "iw mxm0  at cycle 6 on mxm0:\nmxm0 weights: i8 32x32 (install 1)"
+    assert run("abc.i8 s0e, mxm0") == "abc.i8 s0e, mxm0  at cycle 6 on mxm0:\nmxm0 products: 1 queued, the typed " \
+                                      "one ready now"
+    assert run("acc.i32 mxm0, s4e, 3, 0") == (
+        "acc.i32 mxm0, s4e, 3, 0  at cycle 6 on mxm0:\nmxm0 accumulator row 3 -> s4e (i32) = "
+        "[1 2 3 4 5 6 7 8 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0]")  # a . a row by row: only W[0] is a
+    assert run("x/i32 s4e").startswith("s4e (i32, typed) at cycle 6:\n[1 2 3 4")
+    with pytest.raises(DebugError, match="^no product ready on mxm0$"):
+        run("acc.i32 mxm0, s4e, 3, 1")  # the state is intact after an error
+    with pytest.raises(DebugError, match="^'nop' cannot run at the prompt: it only delays its queue"):
+        run("nop alu0, 3")
+    with pytest.raises(DebugError, match="^'send' cannot run at the prompt: C2C instructions carry no data"):
+        run("send")
+
+    def planes(dbg):
+        dbg._plane("mxm0")
+        return [(p.installed, p.version, p.dtype, None if p.weights is None else p.weights.tobytes(), len(p.buffer),
+                 len(p.pending), {k: v.tobytes() for k, v in p.acc.items()}) for p in dbg.engine.planes]
+
+    here = planes(d)
+    assert here[0][:3] == (True, 1, "i8") and list(here[0][6]) == [3]
+    d.step(2)
+    d.back(2)  # replays from the start snapshot and re-applies the typed instructions at their position
+    assert planes(d) == here
+    assert "accumulator rows in use: 3 (1 of 32)" in d.info_mxm("mxm0")
+    d.goto(2)  # before them: dropped
+    assert d.info_mxm("mxm0").splitlines()[1] == "  weights     none installed"
+    d.goto(6)
+    assert planes(d) != here
+
+
+def test_typed_writes_and_data_directives_report_watchpoints(tmp_path, capsys):
+    script = tmp_path / "s.txt"
+    script.write_text("watch y[0, 0:4]\nwatch y[0, 0:2] if value[0] > 100\nwatch E2.b1[1]\ngoto 6\n"
+                      "vadd.i8 s0e, 1, s2e\nwrite s2e, y\nwrite s2e, y\n.data t, E2.b1[1], i8, [7]\n"
+                      "info breakpoints\ncontinue\n")
+    rc = main(["repl", str(ADD), "--script", str(script)])
+    out, err = capsys.readouterr()
+    assert rc == 0 and err == ""
+    assert out == f"""\
+{ADD}: 5 instructions on 5 queues, 14 cycles, chip tiny
+(lpu) watch y[0, 0:4]
+watchpoint 1: y[0, 0:4] (1 writing instruction)
+(lpu) watch y[0, 0:2] if value[0] > 100
+watchpoint 2: y[0, 0:2] (1 writing instruction) if value[0] > 100
+(lpu) watch E2.b1[1]
+watchpoint 3: E2.b1[1] (0 writing instructions)
+(lpu) goto 6
+cycle 6, row 2/5: alu0  vadd.i8 s0e, s1e, s2e  ; add.lasm:7:5
+(lpu) vadd.i8 s0e, 1, s2e
+vadd.i8 s0e, 1, s2e  at cycle 6 on alu0:
+s2e (i8) = [2 3 4 5 6 7 8 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]
+(lpu) write s2e, y
+write s2e, E2.b1[0]  at cycle 6 on e2:
+E2.b1[0] = [2 3 4 5 6 7 8 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]
+watchpoint 1: y[0, 0:4] (i8, 4) changed at cycle 6, written at the prompt by write s2e, E2.b1[0]
+old: [0 0 0 0]
+new: [2 3 4 5]
+(lpu) write s2e, y
+write s2e, E2.b1[0]  at cycle 6 on e2:
+E2.b1[0] = [2 3 4 5 6 7 8 9 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1]
+(lpu) .data t, E2.b1[1], i8, [7]
+t (i8, 1x1) at E2.b1[1:2]: placed at cycle 6
+watchpoint 3: E2.b1[1] (i8, 1x32) changed at cycle 6, written at the prompt by .data t
+old: [[0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0]]
+new: [[7 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0]]
+(lpu) info breakpoints
+Num  Enb  Hits  What
+1    y    1     watch y[0, 0:4] (1 writing instruction)
+2    y    0     watch y[0, 0:2] (1 writing instruction) if value[0] > 100
+3    y    1     watch E2.b1[1] (0 writing instructions)
+(lpu) continue
+watchpoint 1: y[0, 0:4] (i8, 4) changed at cycle 12, written by row 3 (cycle 11): write s2e, E2.b1[0]
+old: [2 3 4 5]
+new: [11 22 33 44]
+cycle 12, row 4/5: icu   halt  ; add.lasm:9:5
+"""

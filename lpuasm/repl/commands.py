@@ -59,7 +59,8 @@ def _numbers(args: str, what: str = "breakpoint") -> list[int]:
 def _break(d: Debugger, args: str) -> str:
     spec, _, cond = args.strip().partition(" if ")
     if not spec.strip():
-        raise DebugError("break: where? (break LABEL | FILE:LINE | LINE | @CYCLE | *PC | QUEUE | UNIT | OPCODE [if COND])")
+        raise DebugError("break: where? (break LABEL | FILE:LINE | LINE | layer N | @CYCLE | *PC | QUEUE | UNIT "
+                         "| OPCODE [if COND])")
     return d.add_breakpoint(spec.strip(), cond.strip() or None)
 
 
@@ -96,13 +97,16 @@ def _examine(d: Debugger, args: str, fmt: str | None) -> str:
 def _info(d: Debugger, args: str) -> str:
     what, _, rest = args.strip().partition(" ")
     if rest.strip():
+        if what and "calls".startswith(what):
+            return d.info_calls(rest)
         if not (what and "units".startswith(what)):
             raise DebugError(f"info {what}: takes no argument")
         return d.info_units(_count(rest, "info units"))
     if re.fullmatch(r"mxm\d*", what):
         return d.info_mxm(what if what != "mxm" else "")
     table = {"breakpoints": d.info_breakpoints, "watchpoints": d.info_watchpoints, "display": d.info_display,
-             "units": d.info_units, "vxm": d.info_vxm, "mxm": d.info_mxm}
+             "units": d.info_units, "vxm": d.info_vxm, "mxm": d.info_mxm, "layers": d.info_layers,
+             "calls": d.info_calls}
     for name, fn in table.items():
         if what and name.startswith(what):
             return fn()
@@ -169,11 +173,21 @@ COMMANDS: tuple[Command, ...] = (
             "snapshot, bit-identical to stepping there from the start.",
             lambda d, a: d.back(_count(a, "back")), repeats=True, moves=True),
     Command("break", ("b", "br"), "break WHERE [if COND]", "set a breakpoint",
-            "Stop before an instruction issues.  WHERE is a label, FILE:LINE or LINE (of the main file), "
+            "Stop before an instruction issues.  WHERE is a label, FILE:LINE or LINE (of the main file: every "
+            "instruction written on that line, or, on a line that calls a macro, the first instruction in issue "
+            "order of each expansion of the call, e.g. 'break layer1.lasm:5' on a call of a built model's layer), "
+            "'layer N' (the first instruction in issue order of layer N, the outermost calls in layer<N>.lasm; or "
+            "'layer FILE' for any file as info layers lists them), "
             "@CYCLE (the start of a cycle), *PC or 'pc PC' (a program row: pc is the index in global issue "
             "order, as where, disasm and info breakpoints show it, not an address in a queue), a queue (w3, e0, alu0, mxm1, icu), a unit kind (mem, vxm, mxm, sxm, "
-            "icu, c2c) or an opcode (vadd, write).  COND is an expression over cycle, row, queue, hits and the "
-            "data symbols as numpy arrays, e.g. 'break write if y[0, 0] > 10'.", _break, "breakspec"),
+            "icu, c2c) or an opcode (vadd, write).  COND is an expression over cycle, row, queue, hits, the "
+            "constants and the data symbols as numpy arrays: arithmetic, comparisons (chains too: 0 < x < 5), "
+            "indexing, and/or/not (or &&, ||, !), and abs, any, all, isnan, isinf, isfinite, max, min, sum, mean.  "
+            "and/or/not work elementwise on tensors and short-circuit: the right side is not evaluated where the "
+            "left decides everywhere (x != 0 && 1/x > 2 never divides by a zero constant; cycle > 9000 && "
+            "any(isnan(h)) reads h only from cycle 9000), a data symbol is read only when reached, and a "
+            "division by zero inside a tensor gives inf or nan silently.  The condition holds when it is true "
+            "in every element.  E.g. 'break write if y[0, 0] > 10'.", _break, "breakspec"),
     Command("watch", ("wa",), "watch WHAT [if COND]", "stop when SRAM changes, NaN/Inf appears, or a value passes",
             "Stop 'continue' where WHAT changes.  WHAT is a data symbol with an optional index (y, y[0, 0:4]) "
             "or SRAM words (E2.b1[0:2]): stop at the start of the cycle a write that changes it commits, showing "
@@ -183,7 +197,8 @@ COMMANDS: tuple[Command, ...] = (
             "(the new value of WHAT) and 'old'.  Only the writes the schedule sends to the watched words are "
             "checked (known from the instructions' addresses; a scatter counts if its reach overlaps), so a "
             "watchpoint costs nothing between them.  Watchpoints share numbers with breakpoints (delete, "
-            "disable, enable, info breakpoints); instructions typed at the prompt do not trigger them.  "
+            "disable, enable, info breakpoints).  An instruction or data directive typed at the prompt that "
+            "changes watched words reports the change with its output (the debugger does not move).  "
             "Example: watch y[0, 0:4] if any(y[0, 0:4] > 100).", _watch, "expr"),
     Command("delete", ("d",), "delete [N...]", "delete breakpoints and watchpoints (all without N)",
             "Delete the numbered breakpoints or watchpoints, or all of them.", lambda d, a: d.delete(_numbers(a))),
@@ -193,7 +208,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("enable", (), "enable [N...]", "enable breakpoints and watchpoints (all without N)",
             "Enable the numbered breakpoints or watchpoints, or all of them.",
             lambda d, a: d.enable(_numbers(a), True)),
-    Command("info", ("i",), "info WHAT", "breakpoints, watchpoints, display, units, vxm, mxm[N]",
+    Command("info", ("i",), "info WHAT", "breakpoints, watchpoints, display, units, vxm, mxm[N], layers, calls",
             "info breakpoints: breakpoints and watchpoints: number, enabled, hits, where, condition.\n"
             "info watchpoints: the watchpoints only.\n"
             "info display: the expressions shown after each stop.\n"
@@ -203,7 +218,19 @@ COMMANDS: tuple[Command, ...] = (
             "cycles with eighth blocks for the busy share, '·' idle) and its next instruction.\n"
             "info vxm: each VXM ALU's last instruction (and when its result is on its stream) and next one.\n"
             "info mxm, info mxm0: each (or one) MXM plane: installed weights (dtype, shape), weight-buffer "
-            "rows, pending products (with the cycles they are ready) and the accumulator rows in use.",
+            "rows, pending products (with the cycles they are ready) and the accumulator rows in use.\n"
+            "info layers: the program by the files of its outermost calls (an instruction's outermost call is the "
+            "first macro call of its expansion chain, or the instruction itself outside any macro), which for an "
+            "image of 'lpuasm model build' are its layers (layer<N>.lasm): per file, its layer number, calls, "
+            "instructions, those issued so far, its first and last issue cycle and the cycles it adds (how far its "
+            "last issue lies past that of every file above it; the files are in the order of their last issue, "
+            "so the adds sum to the run's issue cycles); '=>' marks the layer of the next instruction, and the "
+            "last line names its call.\n"
+            "info calls [LAYER]: a cycle profile of one layer (a number, or a file as info layers lists it; "
+            "default: the layer of the next instruction): per outermost call in source order, its line, macro "
+            "(from the image, so no source file is needed), instructions, issued so far, first and last issue "
+            "cycle, span (last - first + 1), the cycles it adds past every earlier call and the layers above "
+            "(they sum to the layer's adds), and the source line when the file is readable.",
             _info, "info"),
     Command("print", ("p",), "print[/FMT] WHAT", "show a symbol, SRAM words, a stream value or MXM state",
             "WHAT is a data symbol with an optional numpy-style index (y, y[0:2, 0:8]), SRAM words "
@@ -228,12 +255,18 @@ COMMANDS: tuple[Command, ...] = (
             "and constants in scope and the chip config (errors in the assembler's words; the state stays "
             "intact), then run at once at the current cycle, at its unit's position.  Stream operands are the "
             "result of an earlier typed instruction on that stream (since the debugger last moved), else the "
-            "value the program has passing that position now.  Limits: only MEM (read, write, gather, scatter), "
-            "VXM and SXM instructions run; results go to a scratch copy of their streams (print s2e) that later "
+            "value the program has passing that position now.  MEM (read, write, gather, scatter), VXM, SXM and "
+            "MXM instructions run; results go to a scratch copy of their streams (print s2e) that later "
             "typed instructions read and the next move clears, never to the program's instructions; an SRAM "
             "write lands at once and stays while you go forward or back to any point at or after it (a replay "
-            "re-applies it); going back to before it, reset or load drops it; watchpoints do not see typed "
-            "writes; a pin (@...) is ignored.  '.equ NAME, VALUE' (or .set) defines a constant for later typed "
+            "re-applies it); going back to before it, reset or load drops it; a write that changes the words of "
+            "a watchpoint reports it.  An MXM instruction acts on its plane at once, as if its latency were zero "
+            "(lw appends a weight row, iw installs the buffer, abc queues a product ready now, acc takes the "
+            "oldest ready product, the program's queued first, into an accumulator row and puts the row on its "
+            "streams: x/f32 s8e), and its change stays and is replayed like a typed write (the program's own MXM "
+            "instructions then see it: info mxm).  C2C instructions (no data in this simulator) and ICU ones "
+            "(nop, repeat, ifetch, sync, notify, config, halt: they pace or order the program's queues) do not "
+            "run.  A pin (@...) is ignored.  '.equ NAME, VALUE' (or .set) defines a constant for later typed "
             "instructions and conditions.  Data directives ('.data NAME, ADDRESS, DTYPE, VALUES', "
             "'.space NAME, ADDRESS, DTYPE, ROWS [, COLS]', '.blob NAME, ADDRESS, DTYPE, ROWS, COLS, \"BASE64\"', "
             "'.npy NAME, ADDRESS, \"FILE\" [, DTYPE]') are lowered by the assembler (its checks and words: an "
@@ -343,7 +376,7 @@ def complete(d: Debugger | None, text: str) -> list[tuple[str, int]]:
     if cmd.completes == "command":
         cands = NAMES
     elif cmd.completes == "info":
-        cands = ("breakpoints", "watchpoints", "display", "units", "vxm", "mxm",
+        cands = ("breakpoints", "watchpoints", "display", "units", "vxm", "mxm", "layers", "calls",
                  *(f"mxm{i}" for i in range(d.program.config.mxm_planes if d and d.program else 0)))
     elif cmd.completes == "cond":
         cands = ("cycle", "row", "queue", *_COND_NAMES, *(d.symbol_names() if d else ()))
@@ -353,7 +386,8 @@ def complete(d: Debugger | None, text: str) -> list[tuple[str, int]]:
         if " if " in text:
             cands = ("cycle", "row", "queue", "hits", *(d.symbol_names() if d else ()))
         else:
-            cands = (*(d.label_names() if d else ()), *MNEMONICS, *(d.queue_names() if d else ()), *UNIT_KINDS)
+            cands = (*(d.label_names() if d else ()), *MNEMONICS, *(d.queue_names() if d else ()), *UNIT_KINDS,
+                     "layer")
     elif cmd.completes == "expr":
         if "@" in word:  # a stream's position
             pre, _, pos = word.rpartition("@")

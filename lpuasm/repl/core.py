@@ -12,7 +12,8 @@ shown of SRAM is what an instruction issued now would see (docs/timing-model.md,
 The commands live in mixins, one module each: moving the position
 (:mod:`.control`), going back (:mod:`.history`), breakpoints and watchpoints
 (:mod:`.stops`), conditions (:mod:`.conditions`), reading the machine state
-(:mod:`.examine`) and showing the program (:mod:`.views`).
+(:mod:`.examine`), showing the program (:mod:`.views`) and its outermost
+calls: layers, macro calls and their cycles (:mod:`.layers`).
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from .control import RunControl
 from .errors import DebugError, _one_line
 from .examine import Examine
 from .history import History, _Snapshot
+from .layers import Layers
 from .stops import Breakpoint, Stops, Watchpoint
 from .views import PositionViews
 
 
-class Debugger(RunControl, History, Stops, Conditions, Examine, PositionViews):
+class Debugger(RunControl, History, Stops, Conditions, Examine, PositionViews, Layers):
     """An interactive session's state: program, position, breakpoints, history."""
 
     def __init__(self, config: ChipConfig | None = None, *, snapshot_every: int | None = None,

@@ -15,7 +15,8 @@ oldest snapshot and its segment; going back before the oldest kept snapshot
 starts again from the image (slower, never wrong).
 
 What is typed at the prompt and changes SRAM (a typed ``write``/``scatter``, a
-``.data``/``.blob`` directive) is an *injection*: recorded with the position
+``.data``/``.blob`` directive) or an MXM plane (a typed ``lw``, ``iw``, ``abc``,
+``acc``) is an *injection*: recorded with the position
 (row, cycle) it was made at and re-applied whenever a replay passes that
 position, so it survives going back to any point at or after it; going back to
 before it (or ``reset``, ``load``) drops it, and with it the symbol a directive
@@ -56,6 +57,7 @@ class _Injection:
     writes: list = field(default_factory=list)
     symbol: object = None
     applied: bool = False
+    redo: object = None  # (engine) -> None: a typed MXM instruction's effect on its plane
 
 
 class History:
@@ -91,6 +93,9 @@ class History:
     def _apply_injection(self, inj: _Injection) -> None:
         eng = self.engine
         eng._commit(inj.cycle)
+        if inj.redo is not None:  # a plane change: after the program's plane events due by then
+            eng._apply_events(inj.cycle)
+            inj.redo(eng)
         for where, values in inj.writes:  # lands now, through the write path (and so the undo log)
             eng._queue_write(inj.cycle, where, values)
             eng._commit(inj.cycle)

@@ -156,7 +156,16 @@ class Stops:
                 return f"watchpoint {w.number}: {w.spec} at cycle {self.cycle}: {note}"
             return (f"watchpoint {w.number}: {w.spec} at cycle {self.cycle} (i8, from row {producer}: "
                     f"{self.program.text(producer)}):\n{_format(value)}")
-        new, old = self._region_value(w), w.last
+        cycles, rows = w.writers
+        lo, hi = np.searchsorted(cycles, self.cycle, "left"), np.searchsorted(cycles, self.cycle, "right")
+        by = ", ".join(f"row {int(r)} (cycle {int(self.program.cycle[r])}): {self.program.text(int(r))}"
+                       for r in rows[lo:hi][:3])
+        return self._region_change(w, w.last, f"written by {by}")
+
+    def _region_change(self, w: Watchpoint, old: np.ndarray | None, by: str) -> str | None:
+        """The report of SRAM watchpoint *w* if its words changed from *old*
+        (and it triggers: a new NaN/Inf for 'nan', its condition), else None."""
+        new = self._region_value(w)
         if old is not None and new.tobytes() == old.tobytes():
             return None
         w.last = new
@@ -164,19 +173,29 @@ class Stops:
             bad_new = ~np.isfinite(new)
             if not (bad_new & (np.isfinite(old) if old is not None else True)).any():
                 return None
-        extra.update(value=new, old=old)
-        if w.condition is not None and not self._eval(w.condition, extra, f"watchpoint {w.number}"):
+        if w.condition is not None and not self._eval(w.condition, {"value": new, "old": old},
+                                                      f"watchpoint {w.number}"):
             return None
         w.hits += 1
-        cycles, rows = w.writers
-        lo, hi = np.searchsorted(cycles, self.cycle, "left"), np.searchsorted(cycles, self.cycle, "right")
-        by = ", ".join(f"row {int(r)} (cycle {int(self.program.cycle[r])}): {self.program.text(int(r))}"
-                       for r in rows[lo:hi][:3])
         sym = w.region[0]
         shape = "x".join(map(str, new.shape)) or "scalar"
         head = f"watchpoint {w.number}: {'NaN/Inf in ' if w.kind == 'nan' else ''}{w.spec.split()[-1] if w.kind == 'nan' else w.spec} " \
-               f"({sym.dtype}, {shape}) changed at cycle {self.cycle}, written by {by}"
+               f"({sym.dtype}, {shape}) changed at cycle {self.cycle}, {by}"
         return f"{head}\nold:{_inline(old)}\nnew:{_inline(new)}"
+
+    def _watched_values(self) -> list:
+        """(watchpoint, value now) of every enabled SRAM watchpoint, before a typed change."""
+        return [(w, self._region_value(w)) for w in self.watchpoints if w.enabled and w.region is not None]
+
+    def _typed_watch_reports(self, before: list, what: str) -> str:
+        """Reports of the SRAM watchpoints that a change typed at the prompt
+        (*what*) triggered: the debugger does not move, the change is shown."""
+        out = []
+        for w, old in before:
+            text = self._region_change(w, old, f"written at the prompt by {what}")
+            if text is not None:
+                out.append(text)
+        return "\n".join(out)
 
     def info_watchpoints(self) -> str:
         if not self.watchpoints:
@@ -220,6 +239,10 @@ class Stops:
             return dataclasses.replace(bp, rows=np.array([r], np.int64), cycle=None,
                                        what=f"pc {r} (cycle {int(p.cycle[r])}, "
                                             f"{cfg.queues[int(p.queue[r])]}: {p.text(r)})")
+        m = re.fullmatch(r"layer\s+(\S+)", spec, re.IGNORECASE)
+        if m:  # a layer of a built model (layer<N>.lasm), or any file of outermost calls
+            rows, what = self.layer_rows(m.group(1))
+            return dataclasses.replace(bp, rows=rows, cycle=None, what=what)
         m = re.fullmatch(r"(?:(.+):)?(\d+)", spec)
         if m:
             file, line = m.group(1), int(m.group(2))
@@ -231,8 +254,11 @@ class Stops:
                                  + _hint(did_you_mean(file or "", [Path(f).name for f in sm.files])))
             srcrows = np.nonzero(np.isin(sm.file, files) & (sm.line == line))[0]
             rows = np.nonzero(np.isin(p.srcrow, srcrows))[0]
-            if not len(rows):
-                raise DebugError(f"break: no instruction at {spec}")
+            if not len(rows):  # a macro call: the first instruction of each of its expansions
+                site = self.call_site_rows(files, line)
+                if site is None:
+                    raise DebugError(f"break: no instruction at {spec}")
+                return dataclasses.replace(bp, rows=site[0], cycle=None, what=site[1])
             what = f"{sm.files[files[0]]}:{line}"
         elif spec.lower() in isa.TABLE:
             rows = np.nonzero(p.op == isa.TABLE[spec.lower()].opcode)[0]
@@ -247,7 +273,7 @@ class Stops:
             label = next((lb for lb in p.image.labels if lb.name == spec), None)
             if label is None:
                 names = [lb.name for lb in p.image.labels] + list(isa.TABLE) + list(cfg.queues)
-                raise DebugError(f"break: '{spec}' is not a label, line, cycle, opcode or queue"
+                raise DebugError(f"break: '{spec}' is not a label, line, layer, cycle, opcode or queue"
                                  + _hint(did_you_mean(spec, names)))
             if label.queue < 0:
                 rows = np.zeros(0, np.int64)
