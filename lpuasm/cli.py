@@ -167,6 +167,8 @@ def _model_parser(sub) -> None:
                                                       "built-in ones")
     r.add_argument("-o", "--output", metavar="FILE.npy", help="write the last layer's output (rows x hidden)")
     r.add_argument("--timing-only", action="store_true", help="count cycles only (no values)")
+    r.add_argument("--profile", type=int, metavar="LAYER", help="also list the layer's macro calls with the "
+                                                                "cycles each adds (its critical path)")
     r.add_argument("--json", action="store_true", help="print the report as one JSON object")
     _config_arg(r)
 
@@ -601,7 +603,7 @@ def cmd_model_run(args) -> int:
 
     from .diagnostics import LpuError
     from .model import runner
-    from .model.report import run_json, run_lines
+    from .model.report import profile_lines, run_json, run_lines
 
     image, chip = _read_image(args.image, _load_config(args.config))
     x = None
@@ -618,10 +620,12 @@ def cmd_model_run(args) -> int:
             np.save(args.output, res.hidden[-1], allow_pickle=False)
         except OSError as exc:
             raise LpuError(f"cannot write '{args.output}': {exc.strerror or exc}") from None
+    if args.profile is not None and not 0 <= args.profile < res.meta["MODEL_LAYERS"]:
+        raise LpuError(f"--profile {args.profile}: the model has layers 0..{res.meta['MODEL_LAYERS'] - 1}")
     if args.json:
         print(json.dumps(run_json(res, chip)))
     else:
-        for line in run_lines(res, chip):
+        for line in run_lines(res, chip) + ([] if args.profile is None else profile_lines(res, args.profile)):
             print(line)
     return 0
 

@@ -199,9 +199,16 @@ def test_cli_build_run_verify(capsys, tmp_path):
 
     again = assemble_file(tmp_path / "src" / "model.lasm")
     assert imagefile.to_bytes(again.image, TSP_V1) == img.read_bytes()
-    rc, out, err = run(capsys, "model", "run", str(img), "-o", str(tmp_path / "y.npy"))
+    rc, out, err = run(capsys, "model", "run", str(img), "-o", str(tmp_path / "y.npy"), "--profile", "1")
     assert rc == 0, err
     assert "per layer" in out and "tokens/s" in out
+    prof = out[out.index("profile of layer 1"):].splitlines()[2:]
+    assert [row.split()[1] for row in prof][:3] == ["rmsnorm_tiled_f32", "cvt_f32_f16", "matmul_tiled_f16"]
+    assert any(row.split()[1] == "attention_f16" for row in prof)
+    per_layer = [int(c.replace(",", "")) for c in out.split("per layer")[1].split("cycles")[0].split(", ")]
+    assert sum(int(row.split()[-1].replace(",", "")) for row in prof) <= per_layer[1] + 1
+    rc, _, err = run(capsys, "model", "run", str(img), "--profile", "2")
+    assert rc == 1 and "the model has layers 0..1" in err
     y = np.load(tmp_path / "y.npy")
     assert y.shape == (1, 200)
     np.save(tmp_path / "x.npy", np.ones((1, 200), np.float32))

@@ -79,3 +79,21 @@ def verify_lines(errors, tol: float) -> list[str]:
     lines.append(f"  verification {'OK' if ok else 'FAILED'}: max relative error {worst:.2e} "
                  f"(tolerance {tol:g} of each layer's max |value|, against lpuasm.model.reference)")
     return lines
+
+
+def profile_lines(res, layer: int) -> list[str]:
+    """Layer *layer*'s outermost macro calls (its steps) in source order: the
+    instructions each issued, its first and last issue cycle, and the cycles its
+    last issue adds past every call before it (the layer's critical path)."""
+    o = res.outline
+    calls = sorted((c for c in o.calls if o.layer.get(c.file) == layer), key=lambda c: (c.line, c.col))
+    if not calls:
+        return [f"  profile      layer {layer}: no instructions"]
+    lines = [f"  profile of layer {layer} (its macro calls; 'adds': cycles past the calls above)",
+             f"    {'line':>4}  {'call':<22} {'instructions':>12} {'first':>8} {'last':>8} {'adds':>7}"]
+    reach = min(c.first for c in calls)
+    for c in calls:
+        adds = max(0, c.last - reach)
+        reach = max(reach, c.last)
+        lines.append(f"    {c.line:>4}  {c.name:<22} {c.count:>12,} {c.first:>8,} {c.last:>8,} {adds:>7,}")
+    return lines

@@ -11,7 +11,6 @@ compares layer by layer.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +20,7 @@ from ..config import ChipConfig
 from ..diagnostics import LpuError
 from ..image import DataSymbol, Image
 from ..layout import tensor_to_words
+from ..outline import build_outline
 from .blocks import tile_act, untile_act
 from .build import ModelProgram, build_bert, build_llama
 from .config import ModelConfig
@@ -135,28 +135,13 @@ def set_input(image: Image, x: np.ndarray, chip: ChipConfig, where: str = "--inp
     sym.init = tensor_to_words(tile_act(x.astype(F32), chip.lanes), "f32", chip.lanes)
 
 
-def layer_spans(prog, layers: int) -> list[tuple[int, int]]:
-    """(first, last) issue cycle of each layer's instructions, from the source
-    map: an instruction belongs to layer i when its outermost macro call is in
-    ``layer<i>.lasm``."""
-    sm = prog.image.srcmap
-    file_layer = np.full(len(sm.files) + 1, -1, np.int64)
-    for k, f in enumerate(sm.files):
-        m = re.search(r"layer(\d+)\.lasm$", f)
-        if m:
-            file_layer[k] = int(m.group(1))
-    outer = np.zeros(len(sm.frames), np.int64)
-    for k, fr in enumerate(sm.frames):  # parents come first
-        outer[k] = fr.file if fr.parent < 0 else outer[fr.parent]
-    if len(prog.srcrow) == 0:
-        return [(0, 0)] * layers
-    chain = sm.chain[prog.srcrow]
-    files = np.where(chain >= 0, outer[np.maximum(chain, 0)] if len(outer) else 0, sm.file[prog.srcrow])
-    layer_of = file_layer[files]
+def layer_spans(outline, layers: int) -> list[tuple[int, int]]:
+    """(first, last) issue cycle of each layer's instructions: those whose
+    outermost macro call is in ``layer<i>.lasm`` (lpuasm.outline)."""
     spans = []
     for i in range(layers):
-        c = prog.cycle[layer_of == i]
-        spans.append((int(c.min()), int(c.max())) if len(c) else (0, 0))
+        calls = [c for c in outline.calls if outline.layer.get(c.file) == i]
+        spans.append((min(c.first for c in calls), max(c.last for c in calls)) if calls else (0, 0))
     return spans
 
 
@@ -166,6 +151,7 @@ class ModelRun:
     result: object
     spans: list[tuple[int, int]]
     seconds: float
+    outline: object = None   # lpuasm.outline.Outline: every outermost call's instructions and cycles
     hidden: list[np.ndarray] = field(default_factory=list)   # per layer (rows, hidden); empty if timing-only
 
     def layer_cycles(self) -> list[int]:
@@ -189,7 +175,8 @@ def run_image(image: Image, chip: ChipConfig, timing_only: bool = False, x: np.n
     t0 = time.perf_counter()
     result = run(prog, timing_only=timing_only)
     secs = time.perf_counter() - t0
-    out = ModelRun(meta, result, layer_spans(prog, meta["MODEL_LAYERS"]), secs)
+    outline = build_outline(prog)
+    out = ModelRun(meta, result, layer_spans(outline, meta["MODEL_LAYERS"]), secs, outline=outline)
     if not timing_only:
         for i in range(meta["MODEL_LAYERS"]):
             out.hidden.append(untile_act(result.tensor(f"x{i + 1}"), meta["MODEL_ROWS"], meta["MODEL_HIDDEN"],
