@@ -189,7 +189,6 @@ class _Scheduler:
         self.d_load = cfg.latency("mxm.load").delay
         self.d_install = cfg.latency("mxm.install").delay
         self.d_act = cfg.latency("mxm.activation").delay
-        self.words = ir.word.tolist()
         self.queue = ir.queue.tolist()
         self.pin_kinds = ir.pin_kind.tolist()
         self.cycles = [0] * n

@@ -272,6 +272,11 @@ _REGD = ("last_writer",)                                # by stream: 0
 # (and "products", by plane; plus the attributes of the halt bookkeeping and of @+ pins)
 
 
+# values that name no row, and values that are a row
+_NO_ROWS = ("cycles", "effect", "free", "last_lw")
+_ROW_VALUES = ("slots", "rport", "wport", "consumed", "last_in_q", "last_writer")
+
+
 def _shifter(name: str, T: int, P: int):
     """Value of container *name* shifted by j periods: f(v, j)."""
     if name in ("slots", "rport", "wport", "consumed", "last_in_q", "last_writer"):
@@ -452,16 +457,24 @@ def _check(s, b, P, T, left, tracers, real, hazards, bounds) -> int:
                 if not lo_row <= k < hi_row:
                     return 0
         islist = name in _REGL or name in _ROWL
-        lanes = before.items() if name in _CYC else ((None, before),)
-        for lane, bef in lanes:
-            c = cur[lane] if lane is not None else cur
-            for k, v in bef.items():
-                for r in _rows_in(name, v):
-                    if not lo_row <= r < hi_row:
-                        return 0
-                for r in _rows_in(name, c[k] if islist else c.get(k, _ABSENT)):
-                    if not lo_row <= r < hi_row:
-                        return 0
+        if name not in _NO_ROWS:
+            lanes = before.items() if name in _CYC else ((None, before),)
+            plain = name in _ROW_VALUES
+            for lane, bef in lanes:
+                c = cur[lane] if lane is not None else cur
+                for k, v in bef.items():
+                    a = c[k] if islist else c.get(k, _ABSENT)
+                    if plain:
+                        if (v is not _ABSENT and not lo_row <= v < hi_row) or \
+                                (a is not _ABSENT and not lo_row <= a < hi_row):
+                            return 0
+                        continue
+                    for r in _rows_in(name, v):
+                        if not lo_row <= r < hi_row:
+                            return 0
+                    for r in _rows_in(name, a):
+                        if not lo_row <= r < hi_row:
+                            return 0
         f = _shifter(name, T, P)
         if name in _REGL or name in _REGD:
             # registers: after = before shifted by one period
@@ -537,6 +550,15 @@ def _check(s, b, P, T, left, tracers, real, hazards, bounds) -> int:
 
 def _next_m(keys, unit: int) -> dict:
     """For each key x: the least m >= 1 with x + m * unit in *keys* (else huge)."""
+    if len(keys) <= 6:
+        out = {}
+        for k in keys:
+            m = 1 << 62
+            for y in keys:
+                if y > k and (y - k) % unit == 0 and (y - k) // unit < m:
+                    m = (y - k) // unit
+            out[k] = m
+        return out
     groups: dict[int, list[int]] = {}
     for k in keys:
         groups.setdefault(k % unit, []).append(k)
@@ -572,11 +594,13 @@ def _apply(s, b, P, T, n, tracers, real) -> None:
     written last: modified keys are taken in decreasing order (a key x + jD
     that is also x' + j'D with x' < x comes from the later period j > j').
     The per-row bookkeeping that only matters while a row is the last of its
-    queue (consumed, more_users, inputs_of) is written for the last period only."""
+    queue (consumed, more_users, inputs_of) is written for the last period
+    only, and the stream slots and MEM ports no later row can look at (below
+    :func:`lane_floor`) are not written at all."""
     for name, t in tracers.items():
         before = t.before
-        if not before or name in ("products", "accs", "last_iw") or name in _SETS:
-            continue       # sets: checked, no touched row is (or becomes) a member
+        if not before or name in ("products", "accs", "last_iw") or name in _SETS or name in _CYC:
+            continue       # sets: checked, no touched row is (or becomes) a member; lanes: below
         cur = real[name]
         f = _shifter(name, T, P)
         if name in _REGL:
@@ -589,13 +613,7 @@ def _apply(s, b, P, T, n, tracers, real) -> None:
                 if a is not _ABSENT:
                     cur[k] = f(a, n)
             continue
-        if name in _CYC:
-            tops = getattr(s, name + "_top")
-            for lane, bef in before.items():
-                hi = _apply_keyed(name, bef, cur[lane], False, T, P, T, n, f)
-                if hi > tops[lane]:
-                    tops[lane] = hi
-        elif name in _ROWD or name == "inputs_of":
+        if name in _ROWD or name == "inputs_of":
             mods = _mods(before, cur, name in _ROWL)
             for k, a in mods:
                 if a is _ABSENT:
@@ -604,6 +622,20 @@ def _apply(s, b, P, T, n, tracers, real) -> None:
                     cur[k + n * P] = f(a, n)
         else:
             _apply_keyed(name, before, cur, True, P, P, T, n, f)
+    # the lanes, once the queues and rows are in their state after the run
+    s._floors = {}
+    for name in _CYC:
+        before = tracers[name].before
+        cur = real[name]
+        f = _shifter(name, T, P)
+        tops = getattr(s, name + "_top")
+        for lane, bef in before.items():
+            low = lane_floor(s, name, lane)
+            keep = _last_diagonal(s, lane) if name == "diagw" else None
+            hi = _apply_keyed(name, bef, cur[lane], False, T, P, T, n, f, low, keep)
+            if hi > tops[lane]:
+                tops[lane] = hi
+    s._floors = None       # the queue floors of this state only
     # MXM planes
     acc_t, prod_t = tracers["accs"], tracers["products"]
     for p, n0 in prod_t.before.items():
@@ -629,27 +661,115 @@ def _mods(before, cur, islist):
     return mods
 
 
-def _apply_keyed(name, before, cur, islist, unit, P, T, n, f) -> int:
-    """Periods 1 .. n of the keys B modified in one table or lane; returns the
+def _apply_keyed(name, before, cur, islist, unit, P, T, n, f, low=None, keep=None) -> int:
+    """Periods 1 .. n of the keys B modified in one table or lane (keys below
+    *low*, if given, are dead: not written, but for key *keep*); returns the
     highest key written (or _NEG)."""
     high = _NEG
     for k, a in _mods(before, cur, islist):
-        keys = range(k + unit, k + n * unit + 1, unit)
-        if a is not _ABSENT and k + n * unit > high:
-            high = k + n * unit
         if a is _ABSENT:
-            for key in keys:
+            for key in range(k + unit, k + n * unit + 1, unit):
                 cur.pop(key, None)
-        elif name in ("cycles", "effect"):
+            continue
+        j0 = 1 if low is None else max(1, -((k - low) // unit))    # first j with k + j * unit >= low
+        if keep is not None and keep < low and (keep - k) % unit == 0 and 1 <= (keep - k) // unit < min(j0, n + 1):
+            j = (keep - k) // unit
+            cur[keep] = f(a, j)
+            if keep > high:
+                high = keep
+        if j0 > n:
+            continue
+        keys = range(k + j0 * unit, k + n * unit + 1, unit)
+        if k + n * unit > high:
+            high = k + n * unit
+        if name in ("cycles", "effect"):
             cur[k + P:k + n * P + 1:P] = range(a + T, a + n * T + 1, T)
         elif type(a) is int and name in ("slots", "rport", "wport", "diagw"):
-            cur.update(zip(keys, range(a + P, a + n * P + 1, P)))
+            cur.update(zip(keys, range(a + j0 * P, a + n * P + 1, P)))
         elif type(a) is int and name == "live":
             step = (P << 32) + P
-            cur.update(zip(keys, range(a + step, a + n * step + 1, step)))
+            cur.update(zip(keys, range(a + j0 * step, a + n * step + 1, step)))
         elif islist:
-            for j, key in enumerate(keys, 1):
+            for j, key in enumerate(keys, j0):
                 cur[key] = f(a, j)
         else:
-            cur.update((key, f(a, j)) for j, key in enumerate(keys, 1))
+            cur.update((key, f(a, j)) for j, key in enumerate(keys, j0))
     return high
+
+
+def lane_floor(s, name: str, lane: int) -> int | None:
+    """No row placed from now on looks at a key of lane *lane* of table *name*
+    below this (None: no such bound is kept for the table).  Every later access
+    to a port of queue q, or to a stream slot written by rows of q, is at or
+    after the cycle a row of q issues at, placed (never before the queue's
+    free cycle less one, where a read joins a write) or moved (later than the
+    last row of q, or the row its repeat repeats: the only one that may move),
+    pinned ones included (a pin before that is an error and the row issues
+    at the free cycle)."""
+    if name in ("rport", "wport"):
+        return _queue_floor(s, lane)
+    if name == "slots":
+        return min(_queue_floor(s, q) for q in _slot_writers(s)[lane])
+    # a path lane (stream, keyed by diagonal): every later write of the stream
+    # (and check of a value in use) is on a diagonal at or after its writer's
+    # floor plus or minus its position, and so is every later check of a path
+    # (the diagonal of its producer), but for the value the stream's last writer
+    # put there (see _last_diagonal)
+    return min(_queue_floor(s, q) + dpos for q, dpos in _stream_writers(s).get(lane, ()))
+
+
+def _last_diagonal(s, sid: int) -> int | None:
+    """The diagonal of the value the last writer of stream *sid* put on it:
+    a later consumer may check the path of that value."""
+    p = s.last_writer.get(sid)
+    if p is None:
+        return None
+    d = s.decs[p]
+    return s.cycles[p] + d.delay + (d.pos if sid & 32 else -d.pos)
+
+
+def _queue_floor(s, q: int) -> int:
+    memo = s.__dict__.get("_floors")
+    if memo is not None and q in memo:
+        return memo[q]
+    last = s.last_in_q[q]
+    if last < 0:
+        f = -1
+    else:
+        base = _rep_base(s).get(last)
+        f = min(s.free[q] - 1, s.cycles[last if base is None else base])
+    if memo is not None:
+        memo[q] = f
+    return f
+
+
+def _rep_base(s) -> dict:
+    rb = s.__dict__.get("_rep_base")
+    if rb is None:
+        rb = s._rep_base = {r: b for b, r in s.rep_of.items()}
+    return rb
+
+
+def _slot_writers(s) -> dict:
+    """Stream-slot lane -> the queues of every row (of the program) writing it."""
+    if "_slot_writers" not in s.__dict__:
+        _writers(s)
+    return s._slot_writers
+
+
+def _stream_writers(s) -> dict:
+    """Stream -> (queue, position offset of its diagonal) of every row writing it."""
+    if "_stream_writers" not in s.__dict__:
+        _writers(s)
+    return s._stream_writers
+
+
+def _writers(s) -> None:
+    slots: dict = {}
+    streams: dict = {}
+    pairs = np.unique(s.dec_index.astype(np.int64) << 20 | s.ir.queue.astype(np.int64))
+    for k, q in zip((pairs >> 20).tolist(), (pairs & 0xFFFFF).tolist()):
+        for sid, sk, dpos in s.table[k].okeys:
+            slots.setdefault(sk, set()).add(q)
+            streams.setdefault(sid, set()).add((q, dpos))
+    s._slot_writers, s._stream_writers = slots, streams
