@@ -10,9 +10,10 @@ syntax nodes (never into text) before the statement is lowered.  Names that
 start with ``%`` are macro-local: each macro expansion renames ``%x`` to
 ``%x$N`` with N unique to the expansion.
 
-Loops whose bodies are plain instructions take a fast path first
-(:mod:`lpuasm.vexpand`): the loop variable becomes a numpy array over all
-repetitions and the loop is lowered column-wise, to the same IR.
+Loops take a fast path first (:mod:`lpuasm.vexpand`): the loop variables
+become numpy arrays over all repetitions, macro calls and ``.if`` in the body
+are planned for all of them at once, and the loop is lowered column-wise, to
+the same IR.
 """
 
 from __future__ import annotations
@@ -330,7 +331,10 @@ class MacroExpansion:
                       "a macro that calls itself needs an '.if' that ends the recursion")
         bindings = self.bind(m, call)
         self.serial += 1
-        frame = self.builder.add_frame(m.name, call.span, self.chain)
+        # equal frames are one (as in the image): the calls of one line repeated by a
+        # loop share a frame, and the vectorised loops (vexpand) make the same ones
+        span = call.span
+        frame = self.builder.intern_frame(m.name, span.file, span.line, span.col, self.chain)
         context = self.diags.context
         context.append(Diagnostic("note", f"in expansion of macro '{m.name}'", call.span))
         chain, self.chain = self.chain, frame

@@ -1,22 +1,53 @@
 """Vectorised expansion of ``.for``/``.rept`` loops.
 
-A loop whose body holds only instructions (no labels, directives, macro calls
-or ``.if``), or nested ``.for``/``.rept`` loops of such bodies whose bounds do
-not depend on an outer loop variable, is lowered without running its body once
-per repetition: each loop variable becomes an int64 array over all
-repetitions, every operand expression that uses one is evaluated once for all
-of them with numpy, range checks run on whole arrays, the words are packed
-column-wise (like :func:`lpuasm.kernels.pack_words`) and the rows are appended
-with :meth:`lpuasm.ir.IRBuilder.extend`.  The IR is identical, column for column
-and row for row, to what the per-instruction path (:mod:`lpuasm.macros`) gives.
+A loop is lowered without running its body once per repetition: each loop
+variable becomes an int64 array over all repetitions, every operand expression
+that uses one is evaluated once for all of them with numpy, range checks run on
+whole arrays, the words are packed column-wise (like
+:func:`lpuasm.kernels.pack_words`) and the rows are appended with
+:meth:`lpuasm.ir.IRBuilder.extend`.  The IR is identical, column for column and
+row for row (source map and macro frames included), to what the per-statement
+path (:mod:`lpuasm.macros`) gives.
 
-The fast path is all or nothing.  Operands that do not use a loop variable are
-lowered by the ordinary :class:`lpuasm.lower.Lowerer` methods (once per body
-instruction); anything the vector evaluator does not handle (floats where an
-integer is needed, a ``/`` that is not exact, an unknown name, an operand kind
-it does not know, a value that could overflow int64) and any failed check makes
-it give up, drop whatever diagnostics it recorded and leave the loop to the
-per-instruction path, which then reports the errors exactly as it always did.
+What the body may hold, at any depth:
+
+* instructions;
+* calls of macros: inlined, their arguments bound exactly as
+  :meth:`MacroExpansion.bind` binds them (positional, keyword, defaults, syntax
+  nodes substituted), and their bodies planned in turn (loops, ``.if``, further
+  calls; at most ``MAX_DEPTH`` levels as on the slow path);
+* nested ``.for``/``.rept`` loops, whose bounds may use outer loop variables
+  (each repetition of the outer loop then runs the inner one its own number of
+  times);
+* ``.if``/``.elif``/``.else``: a condition that uses a loop variable is
+  evaluated over the repetitions that reach it, and each branch's statements
+  exist only in the repetitions that take it.  Branches no repetition takes are
+  not looked at (they may hold ``.error``, or end a macro's recursion).
+
+The plan is a tree of *contexts*: the repetitions (instances) that run a list
+of statements, with the values of the enclosing loop variables for each one.
+A loop makes a child context with one instance per (outer instance, value); an
+``.if`` whose condition varies makes one with the instances that take a
+branch.  The rows of an instance are its statements' rows in order, so the
+row numbers come from per-instance row counts (summed bottom-up, handed out
+top-down), not from a fixed ``i * per + pos``.
+
+Macro frames are interned (:meth:`IRBuilder.intern_frame`) in the order the
+per-statement path first creates them, which it also does by interning, so
+``frames`` and ``loc_chain`` are the same; ``%`` names of an inlined expansion
+would differ per instance, so they are given a tag no name can have: using one
+(a macro-local constant, label or data symbol) makes the loop fall back.
+
+The fast path is all or nothing per outermost loop.  Operands that do not use
+a loop variable are lowered by the ordinary :class:`lpuasm.lower.Lowerer`
+methods (once per body instruction); anything the vector evaluator does not
+handle (floats where an integer is needed, a ``/`` that is not exact, an
+unknown name, an operand kind it does not know, a value that could overflow
+int64), any statement it does not take (labels, directives, ``.macro``, a
+``.warning``/``.error`` in a branch some repetition takes, ``repeat``,
+``sync``/``notify``) and any failed check makes it give up, drop whatever
+diagnostics it recorded and leave the loop to the per-statement path, which
+then reports the errors exactly as it always did.
 """
 
 from __future__ import annotations
@@ -29,18 +60,21 @@ from . import isa
 from .datadirs import SLICE_RE
 from .expr import FUNCTIONS, ExprError, evaluate
 from .ir import PIN_ABS, PIN_NONE, PIN_REL
-from .kernels import pack_words
 from .macros import Block, Env, SubstError, subst, subst_statement
-from .syntax import Binary, Call, Indexed, Instruction, KwArg, ListLit, Name, Str, Unary
+from .syntax import Binary, Call, Indexed, Instruction, KwArg, ListLit, Name, Num, Str, Unary
 
 #: set False to force the per-instruction path (the differential tests do)
 ENABLED = True
 #: loops expanding to fewer rows go the per-instruction path (numpy costs more there)
 MIN_ROWS = 8
+#: loops with fewer rows per body statement (after inlining) too: a statement costs
+#: the fast path about as much as 4 rows cost the per-instruction path
+MIN_ROWS_PER_STATEMENT = 4
 #: re-raise unexpected exceptions instead of falling back (tests)
 STRICT = False
 
 _MARK = "\x00"      # loop variables are bound to Name("\x00<level>") while planning
+_TAG = "$\x00"      # the %-name tag of an inlined macro expansion (no name has it)
 _LIM = 1 << 62      # every array value stays inside (-_LIM, _LIM): no int64 overflow
 _INT_RANGE = {"i8": (-128, 127), "i16": (-32768, 32767), "i32": (-(1 << 31), (1 << 31) - 1)}
 _FLOAT_EXACT = {"f16": 2048, "f32": 1 << 24}   # integers converted exactly
@@ -52,6 +86,11 @@ stats = {"fast_loops": 0, "fast_rows": 0, "fallbacks": 0}
 
 class Fallback(Exception):
     """The loop is not for the fast path (or a check failed): use the slow one."""
+
+
+class _Unfit(Fallback):
+    """A statement the fast path never takes, met wherever the loop runs at all (not
+    under an .if or a nested loop, which may not run): the loop never qualifies."""
 
 
 def try_loop(lw, b: Block, env: Env, var, values: range) -> bool:
@@ -66,113 +105,309 @@ def try_loop(lw, b: Block, env: Env, var, values: range) -> bool:
         bad.add(id(b))
         return False
     diags = lw.diags
-    if diags.has_errors:
-        return False
     n0 = len(diags.items)
+    special = lw.special_call
+    lw.special_call = lambda node: _defined(special, node)
     try:
+        if not all(-_LIM < x < _LIM for x in (values.start, values.stop, values.step)):
+            raise Fallback
         vals = np.arange(values.start, values.stop, values.step, dtype=np.int64)
         _check_bounded(vals)
-        groups, total = _plan_loop(lw, b, env, var, vals, 0)
-        if total == 0 or len(lw.builder) + total > lw.max_instructions:
+        plan = _Planner(lw)
+        root = plan.root(b, env, var, vals)
+        total = _totals(root)
+        if len(lw.builder) + total > lw.max_instructions:
             raise Fallback
-        cols = [_lower_group(lw, st, assign, len(pos)) for st, assign, pos in groups]
+        if total < MIN_ROWS_PER_STATEMENT * len(plan.rows):
+            raise Fallback  # a few rows per body statement: row by row is cheaper
+        cols = [_lower_group(lw, st, ctx.vars, ctx.n) for st, ctx, _, _ in plan.rows]
     except Exception as exc:
         del diags.items[n0:]
         stats["fallbacks"] += 1
+        if isinstance(exc, _Unfit):
+            bad.add(id(b))
         if STRICT and not isinstance(exc, (Fallback, ExprError, SubstError, lw.Fatal)):
             raise
         return False
-    _commit(lw, groups, cols, total)
+    finally:
+        del lw.special_call
+    _commit(lw, plan, root, cols, total)
     stats["fast_loops"] += 1
     stats["fast_rows"] += total
     return True
 
 
+def _defined(special, node):
+    """``defined(%x)`` in an inlined expansion: the per-statement path asks about
+    ``%x$N``, which a program could define (LOCAL names may be written out)."""
+    arg = node.args[0]
+    if type(arg) is Name and _MARK in arg.name:
+        raise Fallback
+    return special(node)
+
+
 def _fits(items) -> bool:
-    """Only instructions and nested .for/.rept of them (structure only)."""
+    """Nothing the fast path never takes where every repetition reaches it (structure
+    only: macro calls and the branches of an .if are looked at while planning)."""
     for it in items:
         t = type(it)
         if t is Block:
-            if it.kind not in ("for", "rept") or not _fits(it.body):
+            if it.kind in ("for", "rept"):
+                if not _fits(it.body):
+                    return False
+            elif it.kind != "if":
                 return False
         elif t is not Instruction:
             return False
     return True
 
 
-# ---- planning: which statement, with which loop values, lands on which row -----------
-def _plan_loop(lw, b: Block, env: Env, var, vals: np.ndarray, level: int):
-    """Groups (statement, {marker: values}, row positions) of all repetitions of *b*,
-    and the number of rows."""
-    if var is not None:
-        marker = _MARK + str(level)
-        env = Env({**env.bindings, var.name: Name(marker, var.span)}, env.tag)
-    groups, per = _plan_items(lw, b.body, env, level + 1)
-    n = len(vals)
-    out = []
-    for st, assign, pos in groups:
-        k = len(pos)
-        a2 = {m: np.tile(a, n) for m, a in assign.items()}
+# ---- planning: which statement runs in which repetitions ------------------------------
+_ROW, _CALL, _NEST = 0, 1, 2
+
+
+class _Ctx:
+    """The instances (repetitions) that run one list of statements: ``vars`` maps each
+    loop-variable marker in scope to its values (int64, one per instance); ``par``
+    (nondecreasing) is each instance's instance of the parent context, ``slot`` the
+    index of this context's entry in the parent's; ``sub`` says one instance per
+    parent instance at most (an .if branch), else it is a loop (``cnt`` instances per
+    parent instance).  ``entries``: (_ROW, row index), (_CALL, call index) and
+    (_NEST, child context), in statement order."""
+
+    __slots__ = ("n", "vars", "level", "entries", "parent", "par", "slot", "sub", "cnt", "total", "ptotal")
+
+    def __init__(self, n, vars_, level, parent=None, par=None, slot=-1, sub=False, cnt=None):
+        self.n, self.vars, self.level = n, vars_, level
+        self.parent, self.par, self.slot, self.sub, self.cnt = parent, par, slot, sub, cnt
+        self.entries: list = []
+        self.total = self.ptotal = None
+
+
+class _Planner:
+    """Walks the loop body as MacroExpansion.run would, for all instances at once."""
+
+    def __init__(self, lw):
+        self.lw = lw
+        self.rows: list = []    # (statement, context, slot, call index or -1)
+        self.calls: list = []   # (macro name, call span, parent call index or -1, context, slot)
+        self.ncalls = 0         # expansions the per-statement path would count (lw.serial)
+        self.instances = 0
+        self.certain = True     # planning what runs in every repetition (see _Unfit)
+
+    def root(self, b: Block, env: Env, var, vals: np.ndarray) -> _Ctx:
+        root = _Ctx(1, {}, 0)
+        n = len(vals)
+        if not n:
+            return root
+        vars_ = {}
         if var is not None:
-            a2[marker] = np.repeat(vals, k)
-        out.append((st, a2, (np.arange(n, dtype=np.int64)[:, None] * per + pos[None, :]).ravel()))
-    return out, n * per
+            marker = _MARK + "1"
+            vars_[marker] = vals
+            env = Env({**env.bindings, var.name: Name(marker, var.span)}, env.tag)
+        child = _Ctx(n, vars_, 1, root, np.zeros(n, np.int64), 0, cnt=np.array([n], np.int64))
+        root.entries.append((_NEST, child))
+        self.items(b.body, env, child, -1, 0)
+        return root
 
+    def items(self, items, env: Env, ctx: _Ctx, frame: int, depth: int) -> None:
+        lw = self.lw
+        for it in items:
+            t = type(it)
+            if t is Instruction:
+                st = subst_statement(it, env)
+                m = lw.macros.get(st.mnemonic)
+                if m is None:
+                    ctx.entries.append((_ROW, len(self.rows)))
+                    self.rows.append((st, ctx, len(ctx.entries) - 1, frame))
+                else:
+                    self.call(m, st, ctx, frame, depth)
+            elif t is Block and it.kind == "if":
+                self.branches(it, env, ctx, frame, depth)
+            elif t is Block and it.kind in ("for", "rept"):
+                self.loop(it, env, ctx, frame, depth)
+            else:
+                raise _Unfit if self.certain else Fallback  # labels, directives, .macro
 
-def _plan_items(lw, items, env: Env, level: int):
-    groups, off = [], 0
-    for it in items:
-        if type(it) is Instruction:
-            if it.mnemonic in lw.macros:
+    def call(self, m, st: Instruction, ctx: _Ctx, frame: int, depth: int) -> None:
+        """An expansion of macro *m* in every instance of *ctx* (MacroExpansion.expand)."""
+        lw = self.lw
+        if st.pin is not None or lw.depth + depth >= lw.max_depth:
+            raise Fallback
+        bindings = lw.bind(m, st)
+        ci = len(self.calls)
+        self.calls.append((m.name, st.span, frame, ctx, len(ctx.entries)))
+        ctx.entries.append((_CALL, ci))
+        self.ncalls += ctx.n
+        self.items(m.body, Env(bindings, _TAG), ctx, ci, depth + 1)
+
+    def branches(self, b: Block, env: Env, ctx: _Ctx, frame: int, depth: int) -> None:
+        """.if/.elif/.else: each branch in the instances that reach it and take it."""
+        certain, self.certain = self.certain, False
+        try:
+            self._branches(b, env, ctx, frame, depth)
+        finally:
+            self.certain = certain
+
+    def _branches(self, b: Block, env: Env, ctx: _Ctx, frame: int, depth: int) -> None:
+        lw = self.lw
+        rem = None  # the instances still to decide (indices into ctx), None: all
+        for st, body in b.branches:
+            if st.name == "else":
+                lw.nargs(st, 0, 0, "no arguments")
+                return self.under(body, env, ctx, rem, frame, depth)
+            lw.nargs(st, 1, 1, "a condition")
+            cond = subst(st.args[0], env)
+            if not _has_marker(cond):
+                if lw.value(cond, "a condition") != 0:
+                    return self.under(body, env, ctx, rem, frame, depth)
+                continue
+            assign = ctx.vars if rem is None else {k: a[rem] for k, a in ctx.vars.items()}
+            n = ctx.n if rem is None else len(rem)
+            taken = np.broadcast_to(np.asarray(_Vec(lw, assign).value(cond)) != 0, (n,))
+            k = int(np.count_nonzero(taken))
+            if k == n:
+                return self.under(body, env, ctx, rem, frame, depth)
+            idx = np.arange(ctx.n, dtype=np.int64) if rem is None else rem
+            if k:
+                self.under(body, env, ctx, idx[taken], frame, depth)
+            rem = idx[~taken]
+
+    def under(self, body, env: Env, ctx: _Ctx, sel, frame: int, depth: int) -> None:
+        """Plan *body* in the instances *sel* of *ctx* (None: all of them)."""
+        if sel is None:
+            return self.items(body, env, ctx, frame, depth)
+        child = _Ctx(len(sel), {k: a[sel] for k, a in ctx.vars.items()}, ctx.level, ctx, sel,
+                     len(ctx.entries), sub=True)
+        self.grow(child.n)
+        ctx.entries.append((_NEST, child))
+        self.items(body, env, child, frame, depth)
+
+    def grow(self, n: int) -> None:
+        self.instances += n
+        if self.instances > self.lw.max_instructions:
+            raise Fallback  # (memory) the per-statement path reports what there is to report
+
+    def bound(self, node, env: Env, ctx: _Ctx, what: str, lo=None, hi=None):
+        """A loop bound: an int, or int64 values per instance of *ctx*."""
+        node = subst(node, env)
+        if _has_marker(node):
+            return _Vec(self.lw, ctx.vars).integer(node, lo, hi)
+        return self.lw.integer(node, what, lo, hi)
+
+    def loop(self, b: Block, env: Env, ctx: _Ctx, frame: int, depth: int) -> None:
+        """A nested .for/.rept (MacroExpansion.block), its bounds per instance of *ctx*."""
+        lw = self.lw
+        head, args = b.head, b.head.args
+        if b.kind == "rept":
+            lw.nargs(head, 1, 1, "a count")
+            count = self.bound(args[0], env, ctx, "repetition count", 0, lw.max_repeat)
+            start, step, var = 0, 1, None
+        else:
+            lw.nargs(head, 3, 4, "VAR, START, STOP [, STEP]")
+            var = args[0]
+            if type(var) is not Name or var.name[0] == "%":
                 raise Fallback
-            groups.append((subst_statement(it, env), {}, np.array([off], dtype=np.int64)))
-            off += 1
-            continue
-        vals, var = _inner_range(lw, it, env)
-        if not len(vals):
-            continue
-        inner, n = _plan_loop(lw, it, env, var, vals, level)
-        groups.extend((st, a, p + off) for st, a, p in inner)
-        off += n
-    return groups, off
+            start = self.bound(args[1], env, ctx, "loop start")
+            stop = self.bound(args[2], env, ctx, "loop stop")
+            step = self.bound(args[3], env, ctx, "loop step") if len(args) == 4 else 1
+            for x in (start, stop, step):
+                if not isinstance(x, np.ndarray) and not -_LIM < x < _LIM:
+                    raise Fallback
+            if not any(isinstance(x, np.ndarray) for x in (start, stop, step)):
+                if step == 0:
+                    raise Fallback
+                count = len(range(start, stop, step))
+            else:
+                if np.any(np.asarray(step) == 0):
+                    raise Fallback
+                count = np.maximum(-((np.asarray(start) - stop) // step), 0)
+            if int(np.max(count)) > lw.max_repeat:
+                raise Fallback
+        n = ctx.n
+        if isinstance(count, np.ndarray):
+            cnt = np.broadcast_to(count, (n,)).astype(np.int64)
+            tot = int(cnt.sum())
+        else:
+            cnt = None
+            tot = count * n
+        if tot == 0:
+            return
+        self.grow(tot)
+        if cnt is None:
+            par = np.repeat(np.arange(n, dtype=np.int64), count)
+            cnt = np.full(n, count, np.int64)
+            idx = np.tile(np.arange(count, dtype=np.int64), n) if var is not None else None
+        else:
+            par = np.repeat(np.arange(n, dtype=np.int64), cnt)
+            idx = np.arange(tot, dtype=np.int64) - np.repeat(np.cumsum(cnt) - cnt, cnt) if var is not None else None
+        vars_ = {k: a[par] for k, a in ctx.vars.items()}
+        level = ctx.level + 1
+        if var is not None:
+            first = start[par] if isinstance(start, np.ndarray) else start
+            stride = step[par] if isinstance(step, np.ndarray) else step
+            if _maxabs(first) + _maxabs(idx) * _maxabs(stride) >= _LIM:
+                raise Fallback
+            vals = first + idx * stride
+            _check_bounded(vals)
+            marker = _MARK + str(level)
+            vars_[marker] = vals
+            env = Env({**env.bindings, var.name: Name(marker, var.span)}, env.tag)
+        child = _Ctx(tot, vars_, level, ctx, par, len(ctx.entries), cnt=cnt)
+        ctx.entries.append((_NEST, child))
+        certain, self.certain = self.certain, False
+        self.items(b.body, env, child, frame, depth)
+        self.certain = certain
 
 
-def _inner_range(lw, b: Block, env: Env):
-    """Values and variable of a nested loop; its bounds must not use a loop variable."""
-    args = b.head.args
-    if any(type(a) is KwArg for a in args):
-        raise Fallback
-    if b.kind == "rept":
-        if len(args) != 1:
-            raise Fallback
-        count = _scalar_int(lw, subst(args[0], env))
-        if not 0 <= count <= lw.max_repeat:
-            raise Fallback
-        return np.arange(count, dtype=np.int64), None
-    if len(args) not in (3, 4):
-        raise Fallback
-    var = args[0]
-    if type(var) is not Name or var.name[0] == "%":
-        raise Fallback
-    start, stop = (_scalar_int(lw, subst(a, env)) for a in args[1:3])
-    step = _scalar_int(lw, subst(args[3], env)) if len(args) == 4 else 1
-    r = range(start, stop, step) if step else None
-    if r is None or len(r) > lw.max_repeat:
-        raise Fallback
-    vals = np.arange(start, stop, step, dtype=np.int64)
-    _check_bounded(vals)
-    return vals, var
+def _totals(ctx: _Ctx) -> int:
+    """Rows per instance of every context (bottom-up); the rows of *ctx*'s first instance."""
+    t = np.zeros(ctx.n, np.int64)
+    k = 0
+    for kind, x in ctx.entries:
+        if kind == _ROW:
+            k += 1
+        elif kind == _NEST:
+            _totals(x)
+            if x.sub:
+                x.ptotal = x.total
+                t[x.par] += x.total
+            else:
+                x.ptotal = np.bincount(x.par, weights=x.total, minlength=ctx.n).astype(np.int64)
+                t += x.ptotal
+    ctx.total = t + k if k else t
+    return int(ctx.total[0]) if ctx.n else 0
 
 
-def _scalar_int(lw, node) -> int:
-    if _has_marker(node) or isinstance(node, (Str, ListLit, KwArg, Indexed)):
-        raise Fallback
-    v = evaluate(node, lw.lookup, lw.special_call)
-    if isinstance(v, float):
-        if not v.is_integer():
-            raise Fallback
-        v = int(v)
-    return v
+def _place(ctx: _Ctx, start: np.ndarray, pos: list) -> None:
+    """Row numbers: *start* holds each instance's first row; fills pos[row index]."""
+    cur = start.copy()
+    for kind, x in ctx.entries:
+        if kind == _ROW:
+            pos[x] = cur.copy()
+            cur += 1
+        elif kind == _NEST:
+            if x.sub:
+                s2 = cur[x.par]
+                cur[x.par] += x.total
+            else:
+                before = np.cumsum(x.total) - x.total           # rows of the children before each
+                first = (np.cumsum(x.cnt) - x.cnt)[x.par]       # each child's parent's first child
+                s2 = cur[x.par] + before - before[first]
+                cur += x.ptotal
+            _place(x, s2, pos)
+
+
+def _key(ctx: _Ctx, slot: int) -> tuple:
+    """When entry *slot* of *ctx* first runs (its first instance): (slot in the root,
+    instance, slot, instance, slot, ...), compared as tuples."""
+    parts, inst = [slot], 0
+    while ctx.parent is not None:
+        parts.append(inst)
+        parts.append(ctx.slot)
+        inst = int(ctx.par[inst])
+        ctx = ctx.parent
+    return tuple(reversed(parts))
 
 
 def _has_marker(node) -> bool:
@@ -190,6 +425,17 @@ def _has_marker(node) -> bool:
     if t is KwArg:
         return _has_marker(node.value)
     return False
+
+
+def _scalar_int(lw, node) -> int:
+    if _has_marker(node) or isinstance(node, (Str, ListLit, KwArg, Indexed)):
+        raise Fallback
+    v = evaluate(node, lw.lookup, lw.special_call)
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise Fallback
+        v = int(v)
+    return v
 
 
 def _check_bounded(a: np.ndarray) -> None:
@@ -289,14 +535,24 @@ class _Vec:
                 if not 1 <= len(node.args) <= 2:
                     raise Fallback
                 addr = node.args[0]
+                if type(addr) is Name and addr.name[0] != _MARK and not SLICE_RE.match(addr.name):
+                    addr = Indexed(addr.name, Num(0, addr.span), addr.span)  # what address() makes of it
                 if type(addr) is not Indexed:
                     raise Fallback
+                k = 0
                 if len(node.args) == 2:
-                    k = _scalar_int(self.lw, node.args[1])
+                    k = node.args[1]
+                    k = self.integer(k, 0) if _has_marker(k) else _scalar_int(self.lw, k)
+                    if isinstance(k, np.ndarray):  # a byte plane per row: the queue of each one
+                        planes = np.unique(k)
+                        qs = np.array([self.address(self.lw.plane_shifted(addr, p, node.span) if p else addr)[1]
+                                       for p in planes.tolist()], dtype=np.int64)
+                        q = qs[np.searchsorted(planes, k)]
+                        return q, q
                     if k < 0:
                         raise Fallback
-                    if k:
-                        addr = self.lw.plane_shifted(addr, k, node.span)
+                if k:
+                    addr = self.lw.plane_shifted(addr, k, node.span)
                 _, q = self.address(addr)
                 return q, q
             unit = _UNIT_FUNCS.get(node.func)
@@ -459,11 +715,37 @@ def _lower_group(lw, st: Instruction, assign: dict, n: int):
             pin = vec.integer(st.pin.expr, 0, 1 << 40)
         else:
             pin = lw.integer(st.pin.expr, "issue cycle", 0, (1 << 40))
+    return row, _pack(row, values), queue, pin_kind, pin
+
+
+def _pack(row, values: dict):
+    """The words of :func:`lpuasm.kernels.pack_words` (same checks; one that fails
+    is a Fallback): an int if no value is an array, else a uint64 array."""
+    scalars, arrays = {}, []
+    for k, v in values.items():
+        if isinstance(v, np.ndarray) and v.ndim:
+            arrays.append((k, v))
+            scalars[k] = 0
+        else:
+            scalars[k] = int(v)
     try:
-        word = pack_words(row, **values)
+        const = isa.pack(row, scalars)
     except ValueError:
         raise Fallback from None
-    return row, word, queue, pin_kind, pin
+    if not arrays:
+        return const
+    fields = {f.name: f for f in row.fields}
+    word = None
+    for k, v in arrays:
+        f = fields.get(k)
+        if f is None:
+            raise Fallback
+        lo, hi = (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed else (0, f.mask)
+        if int(v.min()) < lo or int(v.max()) > hi:
+            raise Fallback
+        part = (v & f.mask).astype(np.uint64) << np.uint64(f.lo)
+        word = part if word is None else word | part
+    return word | np.uint64(const) if const else word
 
 
 def _check_streams(lw, row, values, dtypes, ops) -> None:
@@ -493,40 +775,70 @@ def _check_streams(lw, row, values, dtypes, ops) -> None:
 
 
 # ---- appending the rows ---------------------------------------------------------
-def _commit(lw, groups, cols, total: int) -> None:
+def _commit(lw, plan: _Planner, root: _Ctx, cols, total: int) -> None:
     b = lw.builder
     start = len(b)
-    op = np.empty(total, np.uint8)
+    # frames and files, in the order the per-statement path first meets them
+    events = [(_key(ctx, slot), 0, i) for i, (_, _, _, ctx, slot) in enumerate(plan.calls)]
+    events += [(_key(ctx, slot), 1, i) for i, (_, ctx, slot, _) in enumerate(plan.rows)]
+    events.sort()
+    frame_ids = [0] * len(plan.calls)
+    for _, kind, i in events:
+        if kind == 0:
+            name, span, parent, _, _ = plan.calls[i]
+            frame_ids[i] = b.intern_frame(name, span.file, span.line, span.col,
+                                          lw.chain if parent < 0 else frame_ids[parent])
+        else:
+            b.file_id(plan.rows[i][0].span.file)
+    lw.serial += plan.ncalls
+    if total == 0:
+        return
+    pos: list = [None] * len(plan.rows)
+    _place(root, np.zeros(1, np.int64), pos)
+    # per body statement (group) values; the rows of group g are pos[g]
+    ng = len(plan.rows)
+    spans = [st.span for st, _, _, _ in plan.rows]
+    table = {
+        "op": np.array([c[0].opcode for c in cols], np.uint8),
+        "pin_kind": np.array([c[3] for c in cols], np.uint8),
+        "loc_file": np.array([b.file_id(sp.file) for sp in spans], np.uint16),
+        "loc_line": np.array([sp.line for sp in spans], np.uint32),
+        "loc_col": np.array([sp.col for sp in spans], np.uint16),
+        "loc_width": np.array([sp.end_col - sp.col for sp in spans], np.uint16),
+        "loc_chain": np.array([lw.chain if f < 0 else frame_ids[f] for _, _, _, f in plan.rows], np.int32),
+    }
+    allpos = np.concatenate(pos) if ng > 1 else pos[0]
+    lens = [len(p) for p in pos]
+    gid = np.empty(total, np.int32 if ng < (1 << 31) else np.int64)
+    gid[allpos] = np.repeat(np.arange(ng, dtype=gid.dtype), lens)
+    columns = {name: t[gid] for name, t in table.items()}
     word = np.empty(total, np.uint64)
-    queue = np.empty(total, np.int64)
-    pin_kind = np.empty(total, np.uint8)
-    pin = np.empty(total, np.int64)
-    loc_file = np.empty(total, np.uint16)
-    loc_line = np.empty(total, np.uint32)
-    loc_col = np.empty(total, np.uint16)
-    loc_width = np.empty(total, np.uint16)
-    order = sorted(range(len(groups)), key=lambda g: int(groups[g][2][0]))
-    for g in order:  # files are numbered in order of first use, as row by row
-        b.file_id(groups[g][0].span.file)
-    for (st, _, pos), (row, w, q, pk, p) in zip(groups, cols):
-        span = st.span
-        op[pos] = row.opcode
-        word[pos] = w
-        queue[pos] = q
-        pin_kind[pos] = pk
-        pin[pos] = p
-        loc_file[pos] = b.file_id(span.file)
-        loc_line[pos] = span.line
-        loc_col[pos] = span.col
-        loc_width[pos] = span.end_col - span.col
-    b.extend({"op": op, "word": word, "queue": queue, "pin_kind": pin_kind, "pin": pin,
-              "loc_file": loc_file, "loc_line": loc_line, "loc_col": loc_col, "loc_width": loc_width,
-              "loc_chain": np.full(total, lw.chain, np.int32)})
+    word[allpos] = np.concatenate([np.broadcast_to(np.asarray(c[1], np.uint64), (k,)) for c, k in zip(cols, lens)])
+    columns["word"] = word
+    for name, j, dtype in (("queue", 2, np.int64), ("pin", 4, np.int64)):
+        vals = [c[j] for c in cols]
+        arr = [g for g, v in enumerate(vals) if isinstance(v, np.ndarray)]
+        col = np.array([0 if isinstance(v, np.ndarray) else v for v in vals], dtype)[gid]
+        for g in arr:
+            col[pos[g]] = vals[g]
+        columns[name] = col
+    b.extend(columns)
     # what Lowerer.instruction keeps row by row: the last row of each queue, labels
-    rq = queue[::-1]
-    qs, first = np.unique(rq, return_index=True)
-    for qid, k in zip(qs.tolist(), (total - 1 - first).tolist()):
-        lw.last_row_of_queue[qid] = (isa.BY_OPCODE[int(op[k])], int(word[k]))
+    last: dict = {}
+    for g, (c, p) in enumerate(zip(cols, pos)):
+        q = c[2]
+        if isinstance(q, np.ndarray):
+            qs, first = np.unique(q[::-1], return_index=True)
+            for qid, k in zip(qs.tolist(), (len(q) - 1 - first).tolist()):
+                r = int(p[k])
+                if last.get(qid, -1) < r:
+                    last[qid] = r
+        else:
+            r = int(p[-1])
+            if last.get(q, -1) < r:
+                last[q] = r
+    for qid, r in sorted(last.items(), key=lambda x: x[1]):
+        lw.last_row_of_queue[qid] = (isa.BY_OPCODE[int(columns["op"][r])], int(word[r]))
     for name in lw.pending_labels:
         lw.labels[name] = start
     lw.pending_labels.clear()
