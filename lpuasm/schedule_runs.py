@@ -53,6 +53,9 @@ MIN_PERIODS = 6
 MIN_ROWS = 24
 #: periods placed row by row before the first template (the transient)
 WARMUP = 2
+#: a template is only worth it (it costs about as much as placing this many
+#: rows one by one) when at least this many rows could follow it
+MIN_GAIN = 96
 #: set False to place every row one by one (tests compare the two)
 ENABLED = True
 
@@ -69,7 +72,8 @@ def place_all(s) -> None:
     for start, end, period in runs:
         if start < i:
             start += -(-(i - start) // period) * period
-        if (end - start) // period < MIN_PERIODS:
+        nper = (end - start) // period
+        if nper < MIN_PERIODS or (nper - WARMUP - 1) * period < MIN_GAIN:
             continue
         s.place_rows(i, start)
         i = _run(s, start, end, period)
@@ -124,15 +128,19 @@ def _run(s, start: int, end: int, period: int) -> int:
     i = start + WARMUP * period
     s.place_rows(start, i)
     fails = 0
-    while (end - i) // period >= 3:
+    cycles = s.cycles
+    while (end - i) // period >= 3 and ((end - i) // period - 1) * period >= MIN_GAIN // 2:
         left = (end - i) // period - 1        # periods after the template
-        n = _template(s, i, period, left)
-        i += period * (n + 1)
-        if n:
-            fails = 0
-            continue
+        # a template only if the last two periods look alike (all rows T later)
+        t = cycles[i - 1] - cycles[i - 1 - period]
+        if t >= 1 and all(cycles[r] - cycles[r - period] == t for r in range(i - period, i - 1)):
+            n = _template(s, i, period, left)
+            i += period * (n + 1)
+            if n:
+                fails = 0
+                continue
         fails += 1
-        wait = min(1 << fails, 64, (end - i) // period)
+        wait = min(1 << fails, (end - i) // period)
         s.place_rows(i, i + wait * period)
         i += wait * period
     return i
