@@ -60,6 +60,7 @@ MIN_GAIN = 96
 ENABLED = True
 
 _NEG = -(1 << 62)
+_HIGH = 1 << 62
 _ABSENT = type("_Absent", (), {"__repr__": lambda self: "<absent>"})()
 
 stats = {"runs": 0, "templates": 0, "periods": 0, "rows": 0}
@@ -638,9 +639,8 @@ def _apply(s, b, P, T, n, tracers, real) -> None:
         f = _shifter(name, T, P)
         tops = getattr(s, name + "_top")
         for lane, bef in before.items():
-            low = lane_floor(s, name, lane)
             keep = _last_diagonal(s, lane) if name == "diagw" else None
-            hi = _apply_keyed(name, bef, cur[lane], False, T, P, T, n, f, low, keep)
+            hi = _apply_keyed(name, bef, cur[lane], False, T, P, T, n, f, (s, name, lane), keep)
             if hi > tops[lane]:
                 tops[lane] = hi
     s._floors = None       # the queue floors of this state only
@@ -669,9 +669,10 @@ def _mods(before, cur, islist):
     return mods
 
 
-def _apply_keyed(name, before, cur, islist, unit, P, T, n, f, low=None, keep=None) -> int:
-    """Periods 1 .. n of the keys B modified in one table or lane (keys below
-    *low*, if given, are dead: not written, but for key *keep*); returns the
+def _apply_keyed(name, before, cur, islist, unit, P, T, n, f, lane=None, keep=None) -> int:
+    """Periods 1 .. n of the keys B modified in one table or lane (*lane*:
+    (scheduler, table, lane) of an occupancy lane; keys below its
+    :func:`entry_floor` are dead: not written, but for key *keep*); returns the
     highest key written (or _NEG)."""
     high = _NEG
     for k, a in _mods(before, cur, islist):
@@ -679,6 +680,7 @@ def _apply_keyed(name, before, cur, islist, unit, P, T, n, f, low=None, keep=Non
             for key in range(k + unit, k + n * unit + 1, unit):
                 cur.pop(key, None)
             continue
+        low = None if lane is None else entry_floor(lane[0], lane[1], lane[2], a)
         j0 = 1 if low is None else max(1, -((k - low) // unit))    # first j with k + j * unit >= low
         if keep is not None and keep < low and (keep - k) % unit == 0 and 1 <= (keep - k) // unit < min(j0, n + 1):
             j = (keep - k) // unit
@@ -724,6 +726,41 @@ def lane_floor(s, name: str, lane: int) -> int | None:
     # (the diagonal of its producer), but for the value the stream's last writer
     # put there (see _last_diagonal)
     return min(_queue_floor(s, q) + dpos for q, dpos in _stream_writers(s).get(lane, ()))
+
+
+def entry_floor(s, name: str, lane: int, value) -> int | None:
+    """Like :func:`lane_floor`, for the entry *value* of a lane: a key below it
+    holding that value is never looked at again (or looked at without effect).
+    A path lane entry (a writer of the stream at position y, on a diagonal) only
+    matters to a path check of a value written upstream of y on that diagonal
+    (west stream: at a higher position; east: lower); an entry in use (the
+    value of a producer on its way to a consumer, positions lo .. hi) only to a
+    write of the stream at a position in lo .. hi on that diagonal."""
+    if name not in ("diagw", "live"):
+        return lane_floor(s, name, lane)
+    memo = s.__dict__.get("_floors")
+    decs = s.decs
+    west = lane & 32
+    low = None
+    for e in (value if type(value) is tuple else (value,)):
+        if name == "diagw":
+            y = decs[e].pos
+            key = ("up", lane, y)
+        else:
+            x, pp = decs[e & 0xFFFFFFFF].pos, decs[e >> 32].pos
+            key = ("in", lane) + ((x, pp - 1) if west else (pp + 1, x))
+        f = memo.get(key) if memo is not None else None
+        if f is None:
+            f = _HIGH
+            for q, dpos in _stream_writers(s).get(lane, ()):
+                pos = dpos if west else -dpos
+                if (key[0] == "up" and (pos > key[2] if west else pos < key[2])) or \
+                        (key[0] == "in" and key[2] <= pos <= key[3]):
+                    f = min(f, _queue_floor(s, q) + dpos)
+            if memo is not None:
+                memo[key] = f
+        low = f if low is None else min(low, f)
+    return low
 
 
 def _last_diagonal(s, sid: int) -> int | None:
