@@ -206,6 +206,8 @@ class _Emitter:
 
     def tensor(self, name, dtype, words, pool, avoid=(), data=None, sub=None, near=None):
         t = self.plan.place(name, dtype, words, pool, avoid, data, sub, near)
+        if t.aliased:
+            return t.twin
         if data is not None and not self.prog.timing_only:
             fname = f"{name}.npy"
             self.prog.arrays[fname] = data

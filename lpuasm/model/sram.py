@@ -10,11 +10,12 @@ slice group and bank that satisfies that, bump-allocating words.  Nothing is
 ever freed: a program's tensors all live for the whole program, so no two
 instructions that the scheduler may reorder share words by accident.
 
-``alias=True`` (timing-only builds of models larger than one chip) places a
-tensor over words another tensor of the same pool already uses when it does
-not fit: the program then moves the same bytes through the same slices and
-banks as a chip with more SRAM would, so the cycle count is that of the
-real layout, but the values are meaningless.  docs/model.md says so.
+``alias=True`` (timing-only builds of models larger than one chip): a tensor
+that does not fit is replaced by an earlier one of the same pool and dtype and
+at least its size (its *twin*: the program uses the twin's symbol), so the
+program moves the same bytes through slices and banks of the same kind as a
+chip with more SRAM would; the cycle count is that of such a layout, the
+values are meaningless.  docs/model.md says so.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class Placed:
     bank: int
     offset: int
     data: np.ndarray | None = None   # initial values (rows x cols) or None for .space
-    aliased: bool = False
+    aliased: bool = False            # timing-only: stands in as *twin* (no words of its own)
+    pool: str = ""
+    twin: str = ""
 
     @property
     def slices(self) -> range:
@@ -110,24 +113,29 @@ class SramPlan:
                 break
         if best is not None and near is None:
             self._cursor[pool] = self._cursor.get(pool, 0) + best[0] + 1
-        aliased = best is None
-        if aliased:
-            if not (self.alias and words <= cap):
+        if best is None:
+            if not self.alias:
                 need = words * nbytes * self.config.lanes
                 raise LpuError(f"model does not fit: tensor '{name}' ({need:,} bytes, {words:,} words per slice) "
                                f"finds no room in {p.hemi}{p.first}..{p.hemi}{p.first + p.count - 1} "
                                f"({cap:,} words per bank); use --timing-only to time it anyway")
-            # timing-only: over words already used, in the pool's first allowed group, bank 0
-            first = next((g0 + s for g0 in range(p.first, p.first + p.count - nbytes + 1, p.group) for s in subs
-                          if not banned.intersection(range(g0 + s, g0 + s + nbytes))), None)
-            if first is None:
-                raise LpuError(f"model builder: no slices left for '{name}' in pool {pool}")
-            bank, off = 0, 0
-        else:
-            _, first, bank, off = best
-            for x in range(first, first + nbytes):
-                self._used[(p.hemi, x, bank)] = off + words
-        t = Placed(name, dtype, words, p.hemi, first, bank, off, data, aliased)
+            # timing-only: stand in for it with an earlier tensor of the same pool, dtype and
+            # at least its size (the program then moves the same bytes through that
+            # tensor's slices and bank; values are meaningless, cycles are the layout's)
+            twin = next((t for t in reversed(self.tensors.values())
+                         if t.pool == pool and t.dtype == dtype and t.words >= words and not t.aliased
+                         and not banned.intersection(t.slices)), None)
+            if twin is None:
+                raise LpuError(f"model does not fit even for timing: no room and no stand-in for '{name}' "
+                               f"({words:,} words of {dtype}) in pool {pool}")
+            t = Placed(name, dtype, words, twin.hemi, twin.slice, twin.bank, twin.offset, None, True, pool,
+                       twin.name)
+            self.tensors[name] = t
+            return t
+        _, first, bank, off = best
+        for x in range(first, first + nbytes):
+            self._used[(p.hemi, x, bank)] = off + words
+        t = Placed(name, dtype, words, p.hemi, first, bank, off, data, False, pool)
         self.tensors[name] = t
         return t
 
