@@ -72,6 +72,19 @@ def test_int8_weights_with_scales(capsys):
     assert "int8; program / weights" in out and "tolerance 0.06" in out
 
 
+def test_long_cache_splits_the_kv_heads_into_chunks():
+    """2000 cached tokens: two kv heads' caches fill a bank, so the four kv
+    heads go in two cache tensors and two calls (appends first, then attends)."""
+    cfg = parse_shapes("llama", "hidden=128,heads=4,kv_heads=4,head_dim=32,ffn=200,layers=1,vocab=30,max_pos=4096")
+    inputs, built, res, errors = build_run(cfg, random_weights(cfg, seed=6), "decode", 2000)
+    assert errors[0].max_rel < CLOSE
+    names = {d.name for d in built.image.data}
+    assert {"l0_kt0", "l0_kt1", "l0_vc0", "l0_vc1"} <= names and "l0_kt2" not in names
+    src = built.program.files["layer0.lasm"]
+    assert src.count("kv_append_f16") == 2 and src.count("attend_f16") == 2
+    assert src.index("kv_append_f16") < src.index("attend_f16")
+
+
 def test_head_dim_128_does_not_divide_the_lanes():
     """Llama-2's head_dim 128 on tsp-v1's 320 lanes: RoPE's tables map the lanes
     past the head to themselves."""

@@ -541,19 +541,32 @@ def _rmsnorm(e: _Emitter, name: str, x: str, g: str, m: int, cols: int, eps: flo
 
 def _attention(e: _Emitter, L: str, q, k, v, kts, vcs, chunk, m, heads, kvh, d, pos, cache_tiles, ctx_tiles, scale,
                plane):
-    """stdlib/attention.lasm's attention_f16 (append + attend), one call per
-    chunk of kv heads (with their query heads), scratch placed by its rules."""
+    """stdlib/attention.lasm per chunk of kv heads (with their query heads),
+    scratch placed by its layout rules: one attention_f16 for a single chunk;
+    with several, first every chunk's kv_append_f16, then every chunk's
+    attend_f16 (the calls share streams and the plane: a chunk's appends must
+    not run into the previous chunk's P @ V loads)."""
     group = heads // kvh
     out = e.tensor(L + "att", "f32", heads * m, "act")
-    for j, g0 in enumerate(range(0, kvh, chunk)):
+    chunks = list(enumerate(range(0, kvh, chunk)))
+    whole = len(chunks) == 1
+    appends = {}
+    for j, g0 in chunks:
+        nkv = min(kvh, g0 + chunk) - g0
+        P = f"{L}a{j}_"
+        kh = e.tensor(P + "kh", "f16", nkv * m, "act", avoid=(k, kts[j]))
+        oh = e.tensor(P + "oh", "f16", m, "east")
+        ks = e.tensor(P + "ks", "f32", nkv * d, "east", avoid=(oh,))
+        appends[j] = f"{kh}, {oh}, {ks}"
+        if not whole:
+            e.call(f"kv_append_f16 {k}[{g0 * m}], {v}[{g0 * m}], {kts[j]}, {vcs[j]}, {m}, {nkv}, {d}, {pos}, "
+                   f"{cache_tiles}, {appends[j]}")
+    for j, g0 in chunks:
         nkv = min(kvh, g0 + chunk) - g0
         rows = nkv * group * m
         P = f"{L}a{j}_"
         kt, vc = kts[j], vcs[j]
         q16 = e.tensor(P + "q16", "f16", rows, "act", avoid=(q,))
-        kh = e.tensor(P + "kh", "f16", nkv * m, "act", avoid=(k, kt))
-        oh = e.tensor(P + "oh", "f16", m, "east")
-        ks = e.tensor(P + "ks", "f32", nkv * d, "east", avoid=(oh,))
         sc = e.tensor(P + "s", "f32", rows * ctx_tiles, "east", avoid=("att_mask",))
         ex = e.tensor(P + "e", "f32", rows * ctx_tiles, "east", avoid=(sc,))
         rx = e.tensor(P + "rx", "f32", rows, "act", avoid=(vc,))
@@ -561,9 +574,14 @@ def _attention(e: _Emitter, L: str, q, k, v, kts, vcs, chunk, m, heads, kvh, d, 
         ry = e.tensor(P + "ry", "f32", rows, "act", avoid=(rx, tmp, vc))
         p16 = e.tensor(P + "p16", "f16", rows * ctx_tiles, "act", avoid=(ry, vc))
         scr = e.tensor(P + "scr", "f32", rows, "east")
-        e.call(f"attention_f16 {q}[{g0 * group * m}], {k}[{g0 * m}], {v}[{g0 * m}], {kt}, {vc}, "
-               f"{out}[{g0 * group * m}], {m}, {nkv * group}, {nkv}, {d}, {pos}, {cache_tiles}, {scale!r}, att_mask, "
-               f"{q16}, {kh}, {oh}, {ks}, {sc}, {ex}, {p16}, {rx}, {ry}, {tmp}, {scr}, plane={plane}")
+        common = (f"{m}, {nkv * group}, {nkv}, {d}, {{}}, {cache_tiles}, {scale!r}, att_mask, {q16}, {{}}{sc}, {ex}, "
+                  f"{p16}, {rx}, {ry}, {tmp}, {scr}, plane={plane}")
+        qa, oa = f"{q}[{g0 * group * m}]", f"{out}[{g0 * group * m}]"
+        if whole:
+            e.call(f"attention_f16 {qa}, {k}[{g0 * m}], {v}[{g0 * m}], {kt}, {vc}, {oa}, "
+                   + common.format(pos, appends[j] + ", "))
+        else:
+            e.call(f"attend_f16 {qa}, {kt}, {vc}, {oa}, " + common.format(pos + m, ""))
     return out
 
 
