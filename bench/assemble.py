@@ -13,11 +13,12 @@ iw, read/read/abc, acc/write and VXM chains).
 1. expansion + lowering (``stop_after="lower"``) with the vectorised loop path
    (lpuasm.vexpand), against the per-instruction path (on a smaller program of
    the same shape: m <= 32, one block);
-2. scheduling (lpuasm.schedule.schedule on the lowered IR), rows/s, against
-   scheduling the same rows once every row is pinned at the cycle found (the
-   scheduler's cheapest per-row path: pin checks only), and, with --against,
-   against another schedule.py (e.g. a frozen copy of an older version),
-   whose cycles and diagnostics must be identical;
+2. scheduling (lpuasm.schedule.schedule on the lowered IR), rows/s, and how
+   many rows the periodic fast path (lpuasm.schedule_runs) wrote, against
+   scheduling the same rows once every row is pinned at the cycle found
+   (pinned rows take the row-by-row path: pin checks only), and, with
+   --against, against another schedule.py (e.g. a frozen copy of an older
+   version), whose cycles and diagnostics must be identical;
 3. encoding, and the whole ``assemble`` call end to end (the product goal is
    >= 2M instructions/s for expansion + assembly).
 """
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from common import best_of, print_table, timed  # noqa: E402
-from lpuasm import vexpand  # noqa: E402
+from lpuasm import schedule_runs, vexpand  # noqa: E402
 from lpuasm.assembler import assemble  # noqa: E402
 from lpuasm.diagnostics import Diagnostics  # noqa: E402
 from lpuasm.encode import encode  # noqa: E402
@@ -131,9 +132,14 @@ def main(argv=None) -> int:
     rows.append(("expansion + lowering (vectorised loops)", f"{t_low:.2f} s", rate(n, t_low)))
     row_slow = len(rows)
 
+    ff0 = dict(schedule_runs.stats)
     t_sch, (cycles, diags) = best_of(args.repeat, lambda: run_schedule(schedule, ir))
+    ff = {k: (schedule_runs.stats[k] - ff0[k]) // args.repeat for k in ff0}
     assert not [d for d in diags if d[0] == "error"], diags[:3]
     rows.append(("schedule", f"{t_sch:.2f} s", f"{n / t_sch:,.0f} rows/s; {int(cycles.max()):,} cycles"))
+    rows.append(("  rows written by the periodic fast path", f"{ff['rows']:,}",
+                 f"{ff['rows'] / n:.1%}: {ff['runs']:,} runs, {ff['templates']:,} traced periods "
+                 f"(lpuasm.schedule_runs)"))
     pir = pinned(ir, cycles)
     t_pin, (pc, pd) = best_of(args.repeat, lambda: run_schedule(schedule, pir))
     assert np.array_equal(pc, cycles) and not pd, "pinning the schedule changed it"

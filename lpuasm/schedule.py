@@ -504,12 +504,14 @@ class _Scheduler:
             self.max_effect_row = i
 
     # ---- the pass ----------------------------------------------------------------------
-    def run(self) -> list[int]:
+    def run(self) -> np.ndarray:
+        """Place every row; the issue cycles (int64)."""
         from .schedule_runs import place_all
         place_all(self)
+        cycles = np.asarray(self.cycles, dtype=np.int64)
         if self.halt_row is not None:
-            self.after_halt(self.halt_row)
-        return self.cycles
+            self.after_halt(self.halt_row, cycles)
+        return cycles
 
     def place_rows(self, i0: int, i1: int, trace: list | None = None) -> None:
         """Place rows *i0* .. *i1* - 1 (every earlier row placed).  With *trace*
@@ -804,9 +806,9 @@ class _Scheduler:
             c = earliest
         return c
 
-    def after_halt(self, h: int) -> None:
-        """Nothing issues or takes effect after 'halt'."""
-        cycles = np.asarray(self.cycles, dtype=np.int64)
+    def after_halt(self, h: int, cycles: np.ndarray) -> None:
+        """Nothing issues or takes effect after 'halt' (*cycles*: the issue
+        cycles as an array)."""
         hc = int(cycles[h])
         last = cycles + np.where(self.ir.op == isa.REPEAT.opcode, self.dur - 1, 0)
         effect = np.asarray(self.effect, dtype=np.int64)
@@ -1283,7 +1285,7 @@ def schedule(ir: IR, diags: Diagnostics) -> np.ndarray:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return np.asarray(_Scheduler(ir, diags).run(), dtype=np.int64)
+        return _Scheduler(ir, diags).run()
     finally:
         if enabled:
             gc.enable()

@@ -32,20 +32,35 @@ names), B reported nothing, and the few reads that are not plain state are
 checked for every j: the words of the MEM read/write pairs tested for a
 hazard, the products of an MXM plane taken by ``acc`` (the same shift, or
 still not the binding bound), the install cycle an ``abc`` waits for (never
-binding in B, so never later), and the halt bookkeeping (B raised it, so the
-last period's maximum is the maximum).  N is the largest number of periods
-for which all of this holds (at most the periods left in the run); those
-periods are then written into the state directly (cycles, occupancy, ...),
-period by period, each key as ``after`` shifted.  Where the checks fail (a
-transient, another loop's values in the way), periods are placed one by one
-as before, and a later period is tried as B again.
+binding in B, so never later).  The halt bookkeeping (maxima over every
+issue and effect) decides nothing before the ``halt``: B computes its own
+maxima, and period j's are B's plus j * T.  N is the largest number of
+periods for which all of this holds (at most the periods left in the run).
+The checks only read the keys B touched and their shifts: C0 looks up
+x + jD only up to the highest key of the lane (kept by the scheduler).
+
+Those periods are then written into the state directly (cycles, occupancy,
+...), period by period, each key B modified as ``after`` shifted, except what
+no later row can look at: the bookkeeping that only matters while a row is
+the last of its queue (``consumed``, ``more_users``, ``inputs_of``: the last
+period only), and the occupancy entries below :func:`entry_floor` (every
+later access to a port or stream slot of a queue is at or after the queue's
+floor, its free cycle less one or its one movable row; a path entry only
+matters to values written upstream of it, a value in use only to writes
+along its path).  Where the checks fail (a transient, another loop's values
+in the way, two chains at different rates), periods are placed one by one as
+before, and a later period is tried as B again (after 1, 2, 4, ... periods,
+and only once the last two periods look alike).
+
+The differential tests (a frozen copy of the row-by-row scheduler against
+this one, final state included) and :data:`ENABLED` are the safety net; the
+argument above is why they hold.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import isa
 from .ir import PIN_NONE
 
 #: a run needs this many periods, and rows, for the fast path to be tried
@@ -74,7 +89,7 @@ def place_all(s) -> None:
         if start < i:
             start += -(-(i - start) // period) * period
         nper = (end - start) // period
-        if nper < MIN_PERIODS or (nper - WARMUP - 1) * period < MIN_GAIN:
+        if nper < MIN_PERIODS or (nper - max(1, WARMUP) - 1) * period < MIN_GAIN:
             continue
         s.place_rows(i, start)
         i = _run(s, start, end, period)
@@ -126,7 +141,7 @@ def _run(s, start: int, end: int, period: int) -> int:
     """Place the whole periods of run *start* .. *end* - 1; returns the first row
     not placed."""
     stats["runs"] += 1
-    i = start + WARMUP * period
+    i = start + max(1, WARMUP) * period       # at least one period before a template: its window
     s.place_rows(start, i)
     fails = 0
     cycles = s.cycles
