@@ -53,6 +53,30 @@ def tile_weights(w: np.ndarray, lanes: int) -> np.ndarray:
     return out
 
 
+def tile_weights_wide(w: np.ndarray, lanes: int) -> np.ndarray:
+    """w (k x n, y = x @ w) -> NU*KT*H words for matmul_wide_f16 (NU = ceil(n/lanes),
+    KT = ceil(k/H), H = lanes/2): word (v*KT + t)*H + j holds w[t*H + j, v*lanes:v*lanes+lanes]
+    (zero past k and n)."""
+    h = lanes // 2
+    k, n = w.shape
+    kt, nu = ceil_div(k, h), ceil_div(n, lanes)
+    out = np.zeros((nu * kt * h, lanes), w.dtype)
+    for v in range(nu):
+        for t in range(kt):
+            blk = w[t * h:(t + 1) * h, v * lanes:(v + 1) * lanes]
+            base = (v * kt + t) * h
+            out[base:base + blk.shape[0], :blk.shape[1]] = blk
+    return out
+
+
+def split_wide(tw: np.ndarray, n: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """tile_weights_wide's words -> (w, wb) for matmul_wide_f16's split=1: the first
+    ceil(NU/2) wide tiles (every K tile of each) and the rest."""
+    nu = ceil_div(n, lanes)
+    cut = ceil_div(nu, 2) * (len(tw) // nu)
+    return tw[:cut], tw[cut:]
+
+
 def model_matmul_tiled(x16: np.ndarray, w16: np.ndarray, lanes: int) -> np.ndarray:
     """y = x @ w as the chip computes it: per K tile, exact products summed
     exactly and rounded once to f32; the tiles' partial sums added in f32, in order."""
