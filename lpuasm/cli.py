@@ -118,9 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _model_parser(sub) -> None:
-    """``lpuasm model SUBCOMMAND``: one subparser per model tool (capacity now;
-    build/run/verify slot in as further entries of ``_MODEL_COMMANDS``)."""
-    mo = sub.add_parser("model", help="model tools: capacity (bytes on chip against one chip's SRAM)",
+    """``lpuasm model SUBCOMMAND``: one subparser per model tool (capacity,
+    build, run, verify), dispatched through ``_MODEL_COMMANDS``."""
+    mo = sub.add_parser("model", help="model tools: capacity, build, run, verify (Llama/BERT on the chip)",
                         description="Tools for Llama/BERT models (docs/model.md).")
     mo.set_defaults(model_parser=mo)
     msub = mo.add_subparsers(dest="model_command", metavar="SUBCOMMAND", parser_class=_Parser)
