@@ -50,8 +50,9 @@ def encode(ir: IR, cycles: np.ndarray) -> Image:
     # source map, rows in (queue, position) order, files renumbered by first use
     file_ids: dict[int, int] = {}
     fmap = np.zeros(max(len(ir.files), 1), dtype=np.int64)
-    for f in ir.loc_file[order].tolist() if len(order) else []:
-        if f not in file_ids:
+    if len(order):
+        used, first = np.unique(ir.loc_file[order], return_index=True)
+        for f in used[np.argsort(first)].tolist():
             file_ids[f] = len(file_ids)
     chain = ir.loc_chain[order]
     frames, cmap = _frames(ir, chain, file_ids)

@@ -221,7 +221,10 @@ class _Scheduler:
                 dec.okeys = tuple((sid, pos << 6 | sid, pos if sid & 32 else -pos) for sid in dec.outputs)
         self.table = table
         self.dec_index = inv.reshape(-1)
-        self.decs: list[_Dec] = list(map(table.__getitem__, self.dec_index.tolist()))
+        tab = np.empty(len(table), dtype=object)
+        for k, dec in enumerate(table):
+            tab[k] = dec
+        self.decs: list[_Dec] = tab[self.dec_index].tolist()
         # the repeat row following each repeated row (its base): base -> repeat row
         self.rep_of: dict[int, int] = {}
         rep = np.nonzero(ir.op == isa.REPEAT.opcode)[0]
