@@ -59,6 +59,9 @@ argument above is why they hold.
 
 from __future__ import annotations
 
+import functools
+from operator import itemgetter
+
 import numpy as np
 
 from .ir import PIN_NONE
@@ -77,6 +80,7 @@ ENABLED = True
 _NEG = -(1 << 62)
 _HIGH = 1 << 62
 _ABSENT = type("_Absent", (), {"__repr__": lambda self: "<absent>"})()
+_first = itemgetter(0)
 
 stats = {"runs": 0, "templates": 0, "periods": 0, "rows": 0}
 
@@ -301,6 +305,7 @@ _NO_ROWS = ("cycles", "effect", "free", "last_lw")
 _ROW_VALUES = ("slots", "rport", "wport", "consumed", "last_in_q", "last_writer")
 
 
+@functools.lru_cache(maxsize=1024)
 def _shifter(name: str, T: int, P: int):
     """Value of container *name* shifted by j periods: f(v, j)."""
     if name in ("slots", "rport", "wport", "consumed", "last_in_q", "last_writer"):
@@ -510,10 +515,30 @@ def _check(s, b, P, T, left, tracers, real, hazards, bounds) -> int:
         if name in _CYC:
             tops = getattr(s, name + "_top")
             for lane, bef in before.items():
+                if len(bef) == 1:
+                    # one key, nothing at it before B (the common case): C0 is
+                    # "no later key k + jT is in the lane" (_keyed, _first_hit)
+                    for k, v in bef.items():
+                        pass
+                    if v is _ABSENT:
+                        c = cur[lane]
+                        jmax = min(n, (tops[lane] - k) // T)
+                        if jmax >= 1:
+                            for y in range(k + T, k + jmax * T + 1, T):
+                                if y in c:
+                                    n = (y - k) // T - 1
+                                    if n < 1:
+                                        return 0
+                                    break
+                        continue
                 n = _keyed(name, bef, cur[lane], False, T, f, n, None, tops[lane])
                 if n < 1:
                     return 0
         else:
+            if min(before) >= b and all(v is _ABSENT for v in before.values()):
+                # only rows of B, unplaced before it: no two keys a period
+                # apart, and the key a period later is an unplaced row (C0 holds)
+                continue
             n = _keyed(name, before, cur, name in _ROWL, P, f, n, b + P)
             if n < 1:
                 return 0
@@ -675,12 +700,13 @@ def _apply(s, b, P, T, n, tracers, real) -> None:
 
 def _mods(before, cur, islist):
     """The keys B modified, with their values after B, in decreasing order."""
-    mods = []
-    for k, v in before.items():
-        a = cur[k] if islist else cur.get(k, _ABSENT)
-        if a != v:
-            mods.append((k, a))
-    mods.sort(key=lambda m: m[0], reverse=True)
+    if islist:
+        mods = [(k, cur[k]) for k, v in before.items() if cur[k] != v]
+    else:
+        get = cur.get
+        mods = [(k, a) for k, v in before.items() if (a := get(k, _ABSENT)) != v]
+    if len(mods) > 1:
+        mods.sort(key=_first, reverse=True)
     return mods
 
 
@@ -751,9 +777,23 @@ def entry_floor(s, name: str, lane: int, value) -> int | None:
     (west stream: at a higher position; east: lower); an entry in use (the
     value of a producer on its way to a consumer, positions lo .. hi) only to a
     write of the stream at a position in lo .. hi on that diagonal."""
-    if name not in ("diagw", "live"):
-        return lane_floor(s, name, lane)
     memo = s.__dict__.get("_floors")
+    if name not in ("diagw", "live"):
+        if memo is None:
+            return lane_floor(s, name, lane)
+        if name == "slots":
+            low = _HIGH
+            sq = s.__dict__.get("_slot_queues")
+            qs = sq.get(lane) if sq is not None else None
+            for q in (_slot_queues(s, lane) if qs is None else qs):
+                f = memo.get(q)
+                if f is None:
+                    f = _queue_floor(s, q)
+                if f < low:
+                    low = f
+            return low
+        f = memo.get(lane)
+        return _queue_floor(s, lane) if f is None else f
     decs = s.decs
     west = lane & 32
     low = None
@@ -767,15 +807,35 @@ def entry_floor(s, name: str, lane: int, value) -> int | None:
         f = memo.get(key) if memo is not None else None
         if f is None:
             f = _HIGH
-            for q, dpos in _stream_writers(s).get(lane, ()):
-                pos = dpos if west else -dpos
-                if (key[0] == "up" and (pos > key[2] if west else pos < key[2])) or \
-                        (key[0] == "in" and key[2] <= pos <= key[3]):
-                    f = min(f, _queue_floor(s, q) + dpos)
+            for q, dpos in _entry_writers(s, key):
+                g = memo.get(q) if memo is not None else None
+                g = (_queue_floor(s, q) if g is None else g) + dpos
+                if g < f:
+                    f = g
             if memo is not None:
                 memo[key] = f
         low = f if low is None else min(low, f)
     return low
+
+
+def _entry_writers(s, key) -> tuple:
+    """The (queue, position offset) of the writers of stream key[1] that an
+    entry keyed *key* matters to (see :func:`entry_floor`): ("up", lane, y),
+    the writers upstream of y; ("in", lane, lo, hi), the writers at lo .. hi."""
+    cache = s.__dict__.get("_entry_writers")
+    if cache is None:
+        cache = s._entry_writers = {}
+    out = cache.get(key)
+    if out is None:
+        west = key[1] & 32
+        out = []
+        for q, dpos in _stream_writers(s).get(key[1], ()):
+            pos = dpos if west else -dpos
+            if (key[0] == "up" and (pos > key[2] if west else pos < key[2])) or \
+                    (key[0] == "in" and key[2] <= pos <= key[3]):
+                out.append((q, dpos))
+        out = cache[key] = tuple(out)
+    return out
 
 
 def _last_diagonal(s, sid: int) -> int | None:
@@ -815,6 +875,17 @@ def _slot_writers(s) -> dict:
     if "_slot_writers" not in s.__dict__:
         _writers(s)
     return s._slot_writers
+
+
+def _slot_queues(s, lane: int) -> tuple:
+    """The queues writing stream-slot lane *lane*, as a tuple (memoised)."""
+    sq = s.__dict__.get("_slot_queues")
+    if sq is None:
+        sq = s._slot_queues = {}
+    t = sq.get(lane)
+    if t is None:
+        t = sq[lane] = tuple(_slot_writers(s)[lane])
+    return t
 
 
 def _stream_writers(s) -> dict:
