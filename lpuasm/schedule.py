@@ -512,8 +512,13 @@ class _Scheduler:
         from .schedule_runs import place_all
         place_all(self)
         cycles = np.asarray(self.cycles, dtype=np.int64)
-        if self.halt_row is not None:
-            self.after_halt(self.halt_row, cycles)
+        h = self.halt_row
+        # last_issue and max_effect are maxima over every issue and effect noted
+        # (a moved row's old ones stay in them; unmove_cone restores them with the
+        # rows; the fast path merges each template's): upper bounds of every row's
+        # final ones, so at or before the halt's cycle no row can be reported
+        if h is not None and (self.last_issue > cycles[h] or self.max_effect > cycles[h]):
+            self.after_halt(h, cycles)
         return cycles
 
     def place_rows(self, i0: int, i1: int, trace: list | None = None) -> None:
