@@ -257,6 +257,8 @@ def test_cli_model_errors(capsys, tmp_path):
     assert rc == 1 and "int8 weights are built for llama models only" in err
     rc, out, err = run(capsys, "model", "build", "--preset", "tiny-bert", "--mode", "decode")
     assert rc == 1 and "only prefill" in err
+    rc, out, err = run(capsys, "model", "verify", "--preset", "tiny-llama", "--seq", "100000")
+    assert rc == 1 and "takes 1 .. 512 positions" in err and "Traceback" not in err
     rc, out, err = run(capsys, "model", "run", str(tmp_path / "missing.lpu"))
     assert rc == 1 and "Traceback" not in err
     (tmp_path / "bad.npy").write_bytes(b"nonsense")

@@ -255,6 +255,8 @@ def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: C
         raise LpuError(f"unknown mode '{mode}' (expected decode or prefill)")
     if seq < 1:
         raise LpuError(f"seq must be at least 1, got {seq}")
+    if seq > cfg.max_position_embeddings:
+        raise LpuError(f"seq {seq} exceeds the model's max_position_embeddings {cfg.max_position_embeddings}")
     timing_only = timing_only or weights is None
     lanes, h = chip.lanes, chip.lanes // 2
     d, heads, kvh = cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads

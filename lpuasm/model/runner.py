@@ -48,6 +48,9 @@ def prepare(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, mode: str, 
     the cache of the first seq - 1 tokens from a host-side reference prefill."""
     from . import reference
 
+    if not 1 <= seq <= cfg.max_position_embeddings:
+        raise LpuError(f"seq {seq}: {cfg.display_name} takes 1 .. {cfg.max_position_embeddings} positions "
+                       f"(max_position_embeddings)")
     rng = np.random.default_rng(seed)
     if ids is None:
         ids = rng.integers(0, cfg.vocab_size, seq)
