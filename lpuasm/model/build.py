@@ -249,20 +249,13 @@ def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: C
     (stdlib/matmul_q8.lasm)."""
     if dtype not in ("fp16", "int8"):
         raise LpuError(f"unknown dtype '{dtype}' (expected fp16 or int8)")
-    if cfg.arch != "llama":
-        raise LpuError(f"model builder: build_llama needs a llama config, got {cfg.arch}")
     if mode not in MODES:
         raise LpuError(f"unknown mode '{mode}' (expected decode or prefill)")
-    if seq < 1:
-        raise LpuError(f"seq must be at least 1, got {seq}")
-    if seq > cfg.max_position_embeddings:
-        raise LpuError(f"seq {seq} exceeds the model's max_position_embeddings {cfg.max_position_embeddings}")
+    _check(cfg, "llama", chip, seq)
     timing_only = timing_only or weights is None
     lanes, h = chip.lanes, chip.lanes // 2
     d, heads, kvh = cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
     hidden = cfg.hidden_size
-    if d > h:
-        raise LpuError(f"model builder: head_dim {d} exceeds the fp16 MXM's {h} rows on chip '{chip.name}'")
     if d % 2:
         raise LpuError(f"model builder: head_dim {d} must be even (RoPE)")
     m = seq if mode == "prefill" else 1
@@ -303,6 +296,19 @@ def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: C
         prog.outputs.append(xin)
     _finish(prog, e)
     return prog
+
+
+def _check(cfg: ModelConfig, arch: str, chip: ChipConfig, seq: int) -> None:
+    """What every build needs: the architecture, a seq the model takes, heads that fit a plane."""
+    if cfg.arch != arch:
+        raise LpuError(f"model builder: build_{arch} needs a {arch} config, got {cfg.arch}")
+    if seq < 1:
+        raise LpuError(f"seq must be at least 1, got {seq}")
+    if seq > cfg.max_position_embeddings:
+        raise LpuError(f"seq {seq} exceeds the model's max_position_embeddings {cfg.max_position_embeddings}")
+    if cfg.head_dim > chip.lanes // 2:
+        raise LpuError(f"model builder: head_dim {cfg.head_dim} exceeds the fp16 MXM's {chip.lanes // 2} rows on "
+                       f"chip '{chip.name}'")
 
 
 def _finish(prog: ModelProgram, e: _Emitter) -> None:
@@ -593,17 +599,9 @@ def build_bert(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: Ch
                x0: np.ndarray | None = None, timing_only: bool = False, plane: str = "mxm0") -> ModelProgram:
     """The encoder layers on ``seq`` tokens (prefill; bidirectional attention).
     ``x0`` (seq, hidden): the embeddings after the embedding LayerNorm (host)."""
-    if cfg.arch != "bert":
-        raise LpuError(f"model builder: build_bert needs a bert config, got {cfg.arch}")
-    if seq < 1:
-        raise LpuError(f"seq must be at least 1, got {seq}")
-    if seq > cfg.max_position_embeddings:
-        raise LpuError(f"seq {seq} exceeds the model's max_position_embeddings {cfg.max_position_embeddings}")
+    _check(cfg, "bert", chip, seq)
     timing_only = timing_only or weights is None
     lanes, h = chip.lanes, chip.lanes // 2
-    d = cfg.head_dim
-    if d > h:
-        raise LpuError(f"model builder: head_dim {d} exceeds the fp16 MXM's {h} rows on chip '{chip.name}'")
     m = seq
     if m > chip.mxm_acc_rows:
         raise LpuError(f"model builder: {m} accumulator rows needed (one per token); chip '{chip.name}' has "
