@@ -15,7 +15,7 @@ from lpuasm.cli import main
 from lpuasm.config import TINY, TSP_V1
 from lpuasm.diagnostics import LpuError
 from lpuasm.model import runner
-from lpuasm.model.build import attention_mask, kt_cache, v_cache
+from lpuasm.model.layouts import attention_mask, from_heads, kt_cache, to_heads, v_cache
 from lpuasm.model.checkpoint import random_weights, save_checkpoint
 from lpuasm.model.config import parse_shapes, preset
 
@@ -148,6 +148,10 @@ def test_mask_and_cache_layouts():
     assert kt.shape == (2 * 4, 32) and kt[4 + 2, 1] == k[1, 1, 2]      # kv head 1, dim 2, token 1
     vc = v_cache(k, 1, TINY.lanes)
     assert vc.shape == (2 * 16, 32) and (vc[16 + 2, :4] == k[1, 2]).all()
+    a = np.arange(3 * 8, dtype=np.float32).reshape(3, 8)                # 3 rows, 2 heads of 4
+    hl = to_heads(a, 2, 4, TINY.lanes)
+    assert hl.shape == (6, 32) and (hl[3 + 1, :4] == a[1, 4:]).all() and not hl[:, 4:].any()
+    assert np.array_equal(from_heads(hl, 2, 3, 4), a)
 
 
 def test_a_new_input_changes_the_output_like_the_reference():

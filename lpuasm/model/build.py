@@ -36,101 +36,11 @@ from ..config import ChipConfig
 from ..diagnostics import LpuError
 from .blocks import ceil_div, tile_act, tile_weights
 from .config import ModelConfig
+from .layouts import (attention_mask, kt_cache, pad_head_cols, pad_head_rows, rope_map_mask, rope_tables,
+                      to_heads, v_cache)
 from .sram import Pool, SramPlan
 
 F16, F32 = np.float16, np.float32
-
-
-# ---- layouts --------------------------------------------------------------------------------
-
-def pad_head_cols(wt: np.ndarray, heads: int, d: int, h: int) -> np.ndarray:
-    """W^T (k x heads*d) -> (k x heads*h): head n's columns start at n*h."""
-    out = np.zeros((wt.shape[0], heads * h), wt.dtype)
-    for n in range(heads):
-        out[:, n * h:n * h + d] = wt[:, n * d:(n + 1) * d]
-    return out
-
-
-def pad_head_rows(wt: np.ndarray, heads: int, d: int, h: int) -> np.ndarray:
-    """W^T (heads*d x n) -> (heads*h x n): head n's rows start at n*h."""
-    out = np.zeros((heads * h, wt.shape[1]), wt.dtype)
-    for n in range(heads):
-        out[n * h:n * h + d] = wt[n * d:(n + 1) * d]
-    return out
-
-
-def to_heads(a: np.ndarray, heads: int, d: int, lanes: int) -> np.ndarray:
-    """(m, heads*d) -> head layout: word n*m + r holds head n of row r in lanes 0..d-1."""
-    m = a.shape[0]
-    out = np.zeros((heads * m, lanes), a.dtype)
-    for n in range(heads):
-        out[n * m:(n + 1) * m, :d] = a[:, n * d:(n + 1) * d]
-    return out
-
-
-def from_heads(w: np.ndarray, heads: int, m: int, d: int) -> np.ndarray:
-    """Inverse of :func:`to_heads`."""
-    return np.concatenate([w[n * m:(n + 1) * m, :d] for n in range(heads)], axis=1)
-
-
-def kt_cache(k: np.ndarray, tiles: int, lanes: int) -> np.ndarray:
-    """Keys (kvh, T, d) -> the transposed cache: word (g*tiles + c)*d + i holds
-    dim i of tokens c*H .. c*H+H-1 in lanes 0..H-1 (H = lanes/2)."""
-    kvh, t, d = k.shape
-    h = lanes // 2
-    out = np.zeros((kvh * tiles * d, lanes), F16)
-    for g in range(kvh):
-        for c in range(ceil_div(t, h)):
-            blk = k[g, c * h:(c + 1) * h].T  # d x (<= H)
-            base = (g * tiles + c) * d
-            out[base:base + d, :blk.shape[1]] = blk
-    return out
-
-
-def v_cache(v: np.ndarray, tiles: int, lanes: int) -> np.ndarray:
-    """Values (kvh, T, d) -> word g*tiles*H + t holds token t's values in lanes 0..d-1."""
-    kvh, t, d = v.shape
-    h = lanes // 2
-    out = np.zeros((kvh * tiles * h, lanes), F16)
-    for g in range(kvh):
-        out[g * tiles * h:g * tiles * h + t, :d] = v[g]
-    return out
-
-
-def attention_mask(pos: int, m: int, ctx_tiles: int, lanes: int, causal: bool = True, length: int | None = None
-                   ) -> np.ndarray:
-    """f32 (m*ctx_tiles, lanes): word r*ctx_tiles + c lane L is 0 where token c*H+L
-    may be seen by query row r (position pos+r), -inf elsewhere (and in lanes >= H)."""
-    h = lanes // 2
-    out = np.full((m * ctx_tiles, lanes), -np.inf, F32)
-    for r in range(m):
-        last = pos + r if causal else (length or pos + m) - 1
-        for c in range(ctx_tiles):
-            tok = c * h + np.arange(h)
-            out[r * ctx_tiles + c, :h] = np.where(tok <= last, 0.0, -np.inf)
-    return out
-
-
-def rope_tables(cos: np.ndarray, sin: np.ndarray, heads: int, lanes: int):
-    """Per-position tables (m, d) -> rows n*m + r for every head (head layout)."""
-    m, d = cos.shape
-    c = np.zeros((heads * m, lanes), F32)
-    s = np.zeros((heads * m, lanes), F32)
-    for n in range(heads):
-        c[n * m:(n + 1) * m, :d] = cos
-        s[n * m:(n + 1) * m, :d] = sin
-    return c, s
-
-
-def rope_map_mask(d: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
-    """stdlib/rope.lasm's tables for heads of d lanes (lanes past the last whole head map to themselves)."""
-    half = d // 2
-    i = np.arange(lanes)
-    whole = lanes // d * d
-    lo = (i % d) < half
-    mp = np.where(i >= whole, i, np.where(lo, i + half, i - half)).astype(np.int16)
-    mask = np.where((i < whole) & lo, 1.0, 0.0).astype(F32)
-    return mp[None, :], mask[None, :]
 
 
 # ---- the program ---------------------------------------------------------------------------
@@ -157,7 +67,7 @@ class ModelProgram:
     files: dict[str, str] = field(default_factory=dict)   # the per-layer sources
     plan: SramPlan | None = None
     outputs: list[str] = field(default_factory=list)   # per layer: the output symbol
-    weight_bytes: int = 0    # weights as the model stores them (fp16)
+    weight_bytes: int = 0    # the layers' weights in their dtype (fp16: 2 bytes each, int8: 1)
 
     def write(self, directory: str | Path, name: str = "model.lasm") -> Path:
         d = Path(directory)
@@ -186,12 +96,6 @@ class ModelProgram:
         return {"MODEL_LAYERS": self.cfg.num_hidden_layers, "MODEL_ROWS": self.rows,
                 "MODEL_HIDDEN": self.cfg.hidden_size, "MODEL_POS": self.pos, "MODEL_SEQ": self.seq,
                 "MODEL_TIMING_ONLY": int(self.timing_only)}
-
-    def hidden_of(self, result, layer: int) -> np.ndarray:
-        """Layer *layer*'s output (rows, hidden) from a run's SRAM."""
-        from .blocks import untile_act
-
-        return untile_act(result.tensor(self.outputs[layer]), self.rows, self.cfg.hidden_size, self.chip.lanes)
 
 
 class _Emitter:
