@@ -85,6 +85,16 @@ def test_long_cache_splits_the_kv_heads_into_chunks():
     assert src.index("kv_append_f16") < src.index("attend_f16")
 
 
+def test_weight_slices_grow_with_the_padded_weights():
+    """Eight 16-dim heads pad to eight 160-column tiles: the weights need more
+    than the 12 slices at the MXM edge, and the plan takes more (not "does not fit")."""
+    cfg = parse_shapes("bert", "hidden=480,heads=8,head_dim=16,ffn=256,layers=2,vocab=40,max_pos=64")
+    w = random_weights(cfg, seed=8)
+    inputs, built, res, errors = build_run(cfg, w, "prefill", 3)
+    assert all(e.max_rel < CLOSE for e in errors)
+    assert built.program.plan.pools["weights"].count > 12
+
+
 def test_head_dim_128_does_not_divide_the_lanes():
     """Llama-2's head_dim 128 on tsp-v1's 320 lanes: RoPE's tables map the lanes
     past the head to themselves."""

@@ -134,11 +134,26 @@ def check_chip(chip: ChipConfig) -> None:
                        "needs at least 24 (tsp-v1 has 44)")
 
 
-def _pools(chip: ChipConfig) -> dict[str, Pool]:
+def _pools(chip: ChipConfig, weight_words: int = 0) -> dict[str, Pool]:
+    """The slice pools: the weights at the MXM edge of the west hemisphere (12
+    slices, more, up to all but 16, when *weight_words* f16 words need them),
+    the activations in the other west slices, tables and scratch in the east."""
     check_chip(chip)
     n = chip.mem_slices_per_hemisphere
-    nw = 12  # weight slices at the MXM edge of the west hemisphere
+    pairs = -(-weight_words * 2 // (2 * chip.words_per_bank))   # twice: tensors do not pack banks tightly
+    nw = min(max(12, 2 * pairs), n - 16)
     return {"weights": Pool("W", n - nw, nw, 2), "act": Pool("W", 0, n - nw, 4), "east": Pool("E", 0, n, 4)}
+
+
+def _layer_weight_words(cfg: ModelConfig, chip: ChipConfig) -> int:
+    """Words per slice of a layer's f16 weight tiles (padded per head and to tiles)."""
+    h = chip.lanes // 2
+    kt, ft = ceil_div(cfg.hidden_size, h), ceil_div(cfg.intermediate_size, h)
+    heads, kvh = cfg.num_attention_heads, cfg.num_key_value_heads
+    if cfg.arch == "bert":
+        kvh = heads
+    mlp = (3 if cfg.arch == "llama" else 2) * ft * kt * h
+    return (heads + 2 * kvh) * kt * h + kt * heads * h + mlp
 
 
 def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: ChipConfig,
@@ -169,7 +184,8 @@ def build_llama(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: C
         raise LpuError(f"model builder: {group * m} accumulator rows needed ({group} heads per kv head x {m} rows); "
                        f"chip '{chip.name}' has {chip.mxm_acc_rows}")
     prog = ModelProgram(cfg, chip, mode, seq, m, pos, timing_only, dtype=dtype)
-    plan = SramPlan(chip, _pools(chip), alias=timing_only)
+    plan = SramPlan(chip, _pools(chip, 0 if timing_only else cfg.num_hidden_layers * _layer_weight_words(cfg, chip)),
+                    alias=timing_only)
     prog.plan = plan
     e = _Emitter(prog, plan)
     kt_n = ceil_div(hidden, h)           # tiles of a hidden-wide activation
@@ -511,7 +527,8 @@ def build_bert(cfg: ModelConfig, weights: dict[str, np.ndarray] | None, chip: Ch
         raise LpuError(f"model builder: {m} accumulator rows needed (one per token); chip '{chip.name}' has "
                        f"{chip.mxm_acc_rows}")
     prog = ModelProgram(cfg, chip, "prefill", seq, m, 0, timing_only)
-    plan = SramPlan(chip, _pools(chip), alias=timing_only)
+    plan = SramPlan(chip, _pools(chip, 0 if timing_only else cfg.num_hidden_layers * _layer_weight_words(cfg, chip)),
+                    alias=timing_only)
     prog.plan = plan
     e = _Emitter(prog, plan)
     kt_n = ceil_div(cfg.hidden_size, h)
