@@ -271,10 +271,7 @@ def cmd_asm(args) -> int:
         print(w.render(asm.sources), file=sys.stderr)
     out = args.output or str(Path(args.file).with_suffix(".lpu"))
     blob = imagefile.to_bytes(asm.image, asm.config)
-    try:
-        Path(out).write_bytes(blob)
-    except OSError as e:
-        raise LpuError(f"cannot write {out}: {e.strerror}") from None
+    _write_bytes(out, blob)
     if args.listing:
         _write_text(args.listing, listing(asm.image, asm.config, asm.sources))
     if args.symbols:
@@ -323,16 +320,9 @@ def cmd_expand(args) -> int:
 
 
 def cmd_disasm(args) -> int:
-    from . import imagefile
-    from .diagnostics import LpuError
-    from .disasm import config_of, disassemble
+    from .disasm import disassemble
 
-    config = _load_config(args.config)
-    image = imagefile.load(args.file, config)
-    cfg = config or config_of(image)
-    if cfg is None:
-        raise LpuError(f"{args.file}: built for chip config '{image.config_name}', which is not built in; "
-                       f"give its file with --config")
+    image, cfg = _read_image(args.file, _load_config(args.config))
     text = disassemble(image, cfg, Path(args.file).name)
     if args.output:
         _write_text(args.output, text)
@@ -343,20 +333,12 @@ def cmd_disasm(args) -> int:
 
 def _assemble_or_load(args):
     """(image, config, sources) of a .lasm (assembled now) or .lpu file."""
-    from . import imagefile
     from .assembler import assemble_file
-    from .diagnostics import LpuError
-    from .disasm import config_of
 
     config = _load_config(args.config)
     path = Path(args.file)
     if path.suffix == ".lpu":
-        image = imagefile.load(path, config)
-        cfg = config or config_of(image)
-        if cfg is None:
-            raise LpuError(f"{path}: built for chip config '{image.config_name}', which is not built in; "
-                           f"give its file with --config")
-        return image, cfg, None
+        return (*_read_image(path, config), None)
     asm = assemble_file(path, config=config, include_dirs=getattr(args, "include", []), defines=_defines(args))
     for w in asm.warnings:
         print(w.render(asm.sources), file=sys.stderr)

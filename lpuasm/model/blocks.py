@@ -38,35 +38,33 @@ def untile_act(a: np.ndarray, m: int, c: int, lanes: int) -> np.ndarray:
     return np.concatenate([a[t * m:(t + 1) * m, :h] for t in range(ceil_div(c, h))], axis=1)[:, :c]
 
 
-def tile_weights(w: np.ndarray, lanes: int) -> np.ndarray:
-    """w (k x n, y = x @ w) -> NT*KT*H words: word (u*KT + t)*H + j holds
-    w[t*H + j, u*H:u*H+H]."""
+def _weight_tiles(w: np.ndarray, lanes: int, cols: int) -> np.ndarray:
+    """w (k x n) -> NT*KT*H words, H = lanes/2 rows by *cols* columns a tile
+    (NT = ceil(n/cols), KT = ceil(k/H)): word (u*KT + t)*H + j holds
+    w[t*H + j, u*cols:u*cols+cols] (zero past k and n)."""
     h = lanes // 2
     k, n = w.shape
-    kt, nt = ceil_div(k, h), ceil_div(n, h)
+    kt, nt = ceil_div(k, h), ceil_div(n, cols)
     out = np.zeros((nt * kt * h, lanes), w.dtype)
     for u in range(nt):
         for t in range(kt):
-            blk = w[t * h:(t + 1) * h, u * h:(u + 1) * h]
+            blk = w[t * h:(t + 1) * h, u * cols:(u + 1) * cols]
             base = (u * kt + t) * h
             out[base:base + blk.shape[0], :blk.shape[1]] = blk
     return out
+
+
+def tile_weights(w: np.ndarray, lanes: int) -> np.ndarray:
+    """w (k x n, y = x @ w) -> NT*KT*H words for matmul_tiled_f16: word
+    (u*KT + t)*H + j holds w[t*H + j, u*H:u*H+H]."""
+    return _weight_tiles(w, lanes, lanes // 2)
 
 
 def tile_weights_wide(w: np.ndarray, lanes: int) -> np.ndarray:
     """w (k x n, y = x @ w) -> NU*KT*H words for matmul_wide_f16 (NU = ceil(n/lanes),
     KT = ceil(k/H), H = lanes/2): word (v*KT + t)*H + j holds w[t*H + j, v*lanes:v*lanes+lanes]
     (zero past k and n)."""
-    h = lanes // 2
-    k, n = w.shape
-    kt, nu = ceil_div(k, h), ceil_div(n, lanes)
-    out = np.zeros((nu * kt * h, lanes), w.dtype)
-    for v in range(nu):
-        for t in range(kt):
-            blk = w[t * h:(t + 1) * h, v * lanes:(v + 1) * lanes]
-            base = (v * kt + t) * h
-            out[base:base + blk.shape[0], :blk.shape[1]] = blk
-    return out
+    return _weight_tiles(w, lanes, lanes)
 
 
 def split_wide(tw: np.ndarray, n: int, lanes: int) -> tuple[np.ndarray, np.ndarray]:
